@@ -1,0 +1,143 @@
+"""What every nnetavg command shares: Kaldi-style booleans, ``--config``, ``--verbose``,
+``--use-gpu``, logging of the command line, options generated from dataclasses, and one-line
+errors.
+
+* Booleans accept ``true/false`` (also ``yes/no``, ``1/0``) as Kaldi's: ``--binary=false``.
+* ``--config FILE``: lines of ``--name=value`` (``#`` comments) inserted before the command-line
+  arguments, so the command line wins.
+* An :class:`NnetavgError` is printed as ``ERROR (prog ...) message`` and the exit status is 1;
+  usage errors exit with 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shlex
+import sys
+
+import click
+
+from nnetavg import backend
+from nnetavg import log as nlog
+from nnetavg.errors import NnetavgError
+
+log = logging.getLogger("nnetavg.bin")
+
+
+class KaldiBool(click.ParamType):
+    name = "true|false"
+    _TRUE = {"true", "t", "yes", "y", "1"}
+    _FALSE = {"false", "f", "no", "n", "0"}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            return value
+        v = str(value).strip().lower()
+        if v in self._TRUE:
+            return True
+        if v in self._FALSE:
+            return False
+        self.fail(f"{value!r} is not a boolean (use true or false)", param, ctx)
+
+
+KALDI_BOOL = KaldiBool()
+
+
+def _expand_config(args: list[str]) -> list[str]:
+    out: list[str] = []
+    configs: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--config="):
+            configs.append(a.split("=", 1)[1])
+        elif a == "--config" and i + 1 < len(args):
+            configs.append(args[i + 1])
+            i += 1
+        else:
+            out.append(a)
+        i += 1
+    from_files: list[str] = []
+    for path in configs:
+        try:
+            with open(path, encoding="utf-8") as f:
+                for lineno, line in enumerate(f, 1):
+                    line = line.split("#", 1)[0].strip()
+                    if not line:
+                        continue
+                    if not line.startswith("--"):
+                        raise click.UsageError(f"{path}:{lineno}: expected --name=value, found {line!r}")
+                    from_files.append(line)
+        except OSError as exc:
+            raise click.UsageError(f"cannot read --config file {path}: {exc.strerror}") from None
+    return from_files + out
+
+
+class KaldiCommand(click.Command):
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, _expand_config(list(args)))
+
+    def invoke(self, ctx):
+        params = ctx.params
+        nlog.setup(ctx.info_name or self.name, int(params.get("verbose", 0) or 0))
+        print(" ".join(shlex.quote(a) for a in [ctx.info_name or self.name] + sys.argv[1:]), file=sys.stderr,
+              flush=True)
+        try:
+            if "use_gpu" in params:
+                backend.select_device(params["use_gpu"])
+            return super().invoke(ctx)
+        except NnetavgError as exc:
+            log.error("%s", exc)
+            ctx.exit(1)
+
+    def format_help_text(self, ctx, formatter):
+        # The docstring verbatim: Usage / e.g. lines must not be re-wrapped.
+        import inspect  # noqa: PLC0415
+        text = inspect.cleandoc(self.help or "")
+        formatter.write("\n")
+        for line in text.splitlines():
+            formatter.write("\n" if line.strip() == "\b" else ("  " + line).rstrip() + "\n")
+
+
+def kaldi_command(fn=None, **kwargs):
+    """``@kaldi_command`` declares a command with ``--config`` and ``--verbose``."""
+    def deco(f):
+        f = click.option("--verbose", type=int, default=0, show_default=True, help="Verbose level (1 = debug)")(f)
+        f = click.option("--config", type=str, default=None, expose_value=False,
+                         help="File of --name=value lines read before the command line")(f)
+        return click.command(cls=KaldiCommand, context_settings={"help_option_names": ["-h", "--help"],
+                                                                 "max_content_width": 110}, **kwargs)(f)
+    return deco(fn) if fn is not None else deco
+
+
+def use_gpu_option(f):
+    return click.option("--use-gpu", type=click.Choice(backend.USE_GPU_CHOICES), default="no", show_default=True,
+                        help="yes: CuPy on a GPU (error if none); optional: GPU if usable; no: numpy")(f)
+
+
+def binary_option(f):
+    return click.option("--binary", type=KALDI_BOOL, default=True, show_default=True,
+                        help="Write in binary mode (false: text)")(f)
+
+
+def dataclass_options(cls):
+    """Click options for every field of the dataclass ``cls`` (defaults and help declared once,
+    in the dataclass); the command receives them as ordinary keyword arguments."""
+    def deco(f):
+        for field in reversed(dataclasses.fields(cls)):
+            name = "--" + field.name.replace("_", "-")
+            typ = KALDI_BOOL if field.type in (bool, "bool") else None
+            f = click.option(name, field.name, type=typ if typ else type(field.default), default=field.default,
+                             show_default=True, help=field.metadata.get("help", ""))(f)
+        return f
+    return deco
+
+
+def pick(cls, kwargs: dict):
+    """Builds ``cls`` from (and removes) its fields in ``kwargs``."""
+    return cls(**{f.name: kwargs.pop(f.name) for f in dataclasses.fields(cls)})
+
+
+def fail(message: str) -> None:
+    raise NnetavgError(message)

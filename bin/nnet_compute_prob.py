@@ -1,0 +1,42 @@
+"""Cross-entropy and frame accuracy of a network on labelled data (no training).
+
+\b
+Usage:  nnet-compute-prob [options] MODEL FEATS_RSPECIFIER ALI_RSPECIFIER
+e.g.:   nnet-compute-prob --feature-transform=exp/dnn/final.feature_transform exp/dnn/final.nnet \\
+          scp:egs/cv/feats.scp ark:egs/cv/ali.ark
+\b
+Prints one line to stdout: cross-entropy=... frame-accuracy=... frames=...
+"""
+
+import logging
+
+import click
+
+from nnetavg.backend import device_xp
+from nnetavg.bin._common import fail, kaldi_command, use_gpu_option
+from nnetavg.data.utterances import DataStats
+from nnetavg.io.nnet1 import read_nnet
+from nnetavg.log import kv
+from nnetavg.train.trainer import evaluate
+
+log = logging.getLogger("nnetavg.bin")
+
+
+@kaldi_command(help=__doc__)
+@use_gpu_option
+@click.option("--feature-transform", type=str, default="", help="nnet1 network applied to each utterance first")
+@click.option("--length-tolerance", type=int, default=5, show_default=True)
+@click.argument("model")
+@click.argument("feats_rspecifier")
+@click.argument("ali_rspecifier")
+def main(use_gpu, feature_transform, length_tolerance, model, feats_rspecifier, ali_rspecifier, verbose):
+    nnet = read_nnet(model, xp=device_xp())
+    transform = read_nnet(feature_transform) if feature_transform else None
+    data = DataStats()
+    stats = evaluate(nnet, feats_rspecifier, ali_rspecifier, transform, data, length_tolerance=length_tolerance)
+    log.info("data %s", data.summary())
+    if stats.frames == 0:
+        fail(f"no usable frames in {feats_rspecifier}")
+    line = kv(cross_entropy=stats.cross_entropy, frame_accuracy=stats.frame_accuracy, frames=stats.frames)
+    log.info("%s", line)
+    click.echo(line)

@@ -1,0 +1,30 @@
+"""Print the per-job learning rate of one iteration of parallel training.
+
+\b
+Usage:  nnet-learning-rate [options] ITER NUM_ITERS
+e.g.:   nnet-learning-rate --initial=0.008 --final=0.0008 --num-jobs=4 3 10
+\b
+Exponential decay of the effective rate (Kaldi nnet2): initial * exp(iter * ln(final/initial)
+/ num_iters), final on the last iteration; multiplied by --num-jobs unless
+--scale-by-jobs=false (averaging N models trained at rate r moves them about as one at r/N).
+"""
+
+import click
+
+from nnetavg.bin._common import KALDI_BOOL, kaldi_command
+from nnetavg.train.schedules import effective_to_job_rate, exponential_rate
+
+
+@kaldi_command(help=__doc__)
+@click.option("--initial", type=float, required=True, help="Effective learning rate of the first iteration")
+@click.option("--final", type=float, required=True, help="Effective learning rate of the last iteration")
+@click.option("--num-jobs", type=int, default=1, show_default=True)
+@click.option("--scale-by-jobs", type=KALDI_BOOL, default=True, show_default=True)
+@click.argument("iteration", type=int)
+@click.argument("num_iters", type=int)
+def main(initial, final, num_jobs, scale_by_jobs, iteration, num_iters, verbose):
+    try:
+        eff = exponential_rate(initial, final, iteration, num_iters)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"{effective_to_job_rate(eff, num_jobs, scale_by_jobs):.8g}")

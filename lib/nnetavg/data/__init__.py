@@ -1,0 +1,1 @@
+"""From Kaldi data directories to minibatches: CMVN, feature transforms, egs splits, randomizer."""

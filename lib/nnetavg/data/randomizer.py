@@ -1,0 +1,53 @@
+"""Frame-level shuffling as nnet1's ``NnetDataRandomizer``, but reproducible.
+
+Frames of whole utterances are appended to a buffer until it holds at least ``randomizer_size``
+frames; the buffer is then permuted and cut into minibatches of exactly ``minibatch_size``
+frames. The frames left over (fewer than a minibatch) stay for the next fill; at the end of the
+data they are dropped, as nnet1 does. Unlike nnet1 (whose ``std::random_device`` makes the order
+irreproducible), the permutation comes from a numpy generator seeded with ``--randomizer-seed``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+
+class FrameRandomizer:
+    def __init__(self, randomizer_size: int, minibatch_size: int, seed: int):
+        if minibatch_size <= 0 or randomizer_size <= 0:
+            raise ValueError("minibatch and randomizer sizes must be positive")
+        self.capacity = max(randomizer_size, minibatch_size)
+        self.minibatch_size = minibatch_size
+        self.rng = np.random.default_rng(seed)
+        self._x: list[np.ndarray] = []
+        self._t: list[np.ndarray] = []
+        self._frames = 0
+        self.dropped = 0
+
+    def add(self, x: np.ndarray, t: np.ndarray) -> None:
+        self._x.append(x)
+        self._t.append(t)
+        self._frames += x.shape[0]
+
+    def full(self) -> bool:
+        return self._frames >= self.capacity
+
+    def minibatches(self, final: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Shuffles what is buffered and yields full minibatches; keeps or drops the rest."""
+        if not self._x:
+            return
+        x = np.concatenate(self._x) if len(self._x) > 1 else self._x[0]
+        t = np.concatenate(self._t) if len(self._t) > 1 else self._t[0]
+        perm = self.rng.permutation(x.shape[0])
+        x, t = x[perm], t[perm]
+        n = (x.shape[0] // self.minibatch_size) * self.minibatch_size
+        rest_x, rest_t = x[n:], t[n:]
+        self._x, self._t, self._frames = [], [], 0
+        if final:
+            self.dropped += rest_x.shape[0]
+        elif rest_x.shape[0]:
+            self.add(rest_x, rest_t)
+        for i in range(0, n, self.minibatch_size):
+            yield x[i:i + self.minibatch_size], t[i:i + self.minibatch_size]

@@ -1,0 +1,119 @@
+"""Labelled utterances for training and evaluation, with nnet1's checks and counts.
+
+For each utterance of the features table: look up its pdf alignment, check it, run the feature
+transform, and yield ``(key, frames, pdf_ids)``. What is wrong with one utterance is warned
+about, counted and skipped (as ``nnet-train-frmshuff`` does); what is wrong with the setup stops
+the run with an error naming the table and the utterance:
+
+=========================================  =================================================
+problem                                    action
+=========================================  =================================================
+no alignment for the utterance             warn, count ``no-targets``, skip
+lengths differ by more than the tolerance  warn, count ``length-mismatch``, skip
+lengths differ by at most the tolerance    truncate both to the shorter (nnet1), count
+NaN or Inf in the features                 warn, count ``non-finite``, skip
+feature dim differs from the model's       error (every utterance would fail)
+pdf id outside the network's outputs       error (wrong alignment or wrong model)
+=========================================  =================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Iterator
+
+import numpy as np
+
+from nnetavg.errors import NnetavgError
+from nnetavg.io.tables import INT_VECTOR, RandomAccessReader, SequentialReader
+from nnetavg.log import kv
+from nnetavg.nnet.network import Network
+
+log = logging.getLogger(__name__)
+
+MAX_WARNINGS = 10
+
+
+@dataclasses.dataclass
+class DataStats:
+    utterances: int = 0
+    frames: int = 0
+    no_features: int = 0
+    no_targets: int = 0
+    length_mismatch: int = 0
+    truncated: int = 0
+    non_finite: int = 0
+
+    @property
+    def skipped(self) -> int:
+        return self.no_features + self.no_targets + self.length_mismatch + self.non_finite
+
+    def summary(self) -> str:
+        return kv(utterances=self.utterances, skipped=self.skipped, no_features=self.no_features, no_targets=self.no_targets,
+                  length_mismatch=self.length_mismatch, truncated=self.truncated, non_finite=self.non_finite)
+
+
+class Warner:
+    def __init__(self):
+        self.n = 0
+
+    def __call__(self, msg: str) -> None:
+        self.n += 1
+        if self.n <= MAX_WARNINGS:
+            log.warning(msg)
+        elif self.n == MAX_WARNINGS + 1:
+            log.warning("more utterance problems follow; only counted from now on (see the summary)")
+
+
+def check_utterance(key: str, feats: np.ndarray, ali: np.ndarray | None, feats_name: str, ali_name: str,
+                    num_pdfs: int, feat_dim: int, stats: DataStats, warn, length_tolerance: int = 5,
+                    dim_owner: str = "the network"):
+    """The checks of the table above for one utterance: ``(feats, ali)`` (maybe truncated) when it
+    is usable, None when it is skipped (warned and counted); raises on setup errors."""
+    if feats.ndim != 2 or feats.shape[1] != feat_dim:
+        raise NnetavgError(f"{feats_name}: utterance {key} has feature dim {feats.shape[-1]}, "
+                           f"but {dim_owner} expects {feat_dim}")
+    if ali is None:
+        stats.no_targets += 1
+        warn(f"{ali_name}: no alignment for utterance {key}, skipped")
+        return None
+    T, L = feats.shape[0], ali.shape[0]
+    if T != L:
+        if abs(T - L) > length_tolerance:
+            stats.length_mismatch += 1
+            warn(f"utterance {key}: {T} frames in {feats_name} but {L} in {ali_name} "
+                 f"(more than --length-tolerance={length_tolerance}), skipped")
+            return None
+        stats.truncated += 1
+        T = min(T, L)
+        feats, ali = feats[:T], ali[:T]
+    if not np.all(np.isfinite(feats)):
+        stats.non_finite += 1
+        warn(f"{feats_name}: utterance {key} has NaN or Inf in its features, skipped")
+        return None
+    if num_pdfs > 0 and T and (ali.min() < 0 or ali.max() >= num_pdfs):
+        bad = int(ali.max()) if ali.max() >= num_pdfs else int(ali.min())
+        raise NnetavgError(f"{ali_name}: utterance {key} has pdf id {bad}, but the network has "
+                           f"{num_pdfs} outputs (ids 0..{num_pdfs - 1})")
+    stats.utterances += 1
+    stats.frames += T
+    return feats, ali
+
+
+def labelled_utterances(feats_rspecifier: str, ali_rspecifier: str, num_pdfs: int, input_dim: int,
+                        feature_transform: Network | None, stats: DataStats,
+                        length_tolerance: int = 5) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    alis = RandomAccessReader(ali_rspecifier, INT_VECTOR)
+    warn = Warner()
+    want_dim = feature_transform.input_dim if feature_transform is not None else input_dim
+    owner = "the feature transform" if feature_transform is not None else "the network"
+    for key, feats in SequentialReader(feats_rspecifier):
+        checked = check_utterance(key, feats, alis.get(key), feats_rspecifier, ali_rspecifier, num_pdfs,
+                                  want_dim, stats, warn, length_tolerance, owner)
+        if checked is None:
+            continue
+        x = np.asarray(checked[0], dtype=np.float32)
+        if feature_transform is not None:
+            x = np.asarray(feature_transform.forward(x), dtype=np.float32)
+        yield key, x, np.asarray(checked[1], dtype=np.int32)

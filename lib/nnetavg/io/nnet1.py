@@ -1,0 +1,102 @@
+"""Kaldi nnet1 model files (``src/nnet/nnet-nnet.cc``, ``nnet-component.cc``), text and binary.
+
+Layout::
+
+    [\\0B]  <Nnet>  { <Marker> OutputDim InputDim  data  <!EndOfComponent> }*  </Nnet>
+
+Note that the file gives the *output* dimension first. On reading, ``<Nnet>`` and
+``<!EndOfComponent>`` are optional, markers are case-insensitive, and reading stops at ``</Nnet>``
+or at the end of the file, exactly as Kaldi's ``Nnet::Read``. Writing produces the bytes Kaldi's
+``Nnet::Write`` produces (binary by default, ``--binary=false`` for text).
+
+A model file read here is a :class:`Network`; a component we cannot run, a truncated file or
+inconsistent dimensions give a :class:`FormatError` naming the file and the component.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from nnetavg.errors import FormatError, NnetavgError
+from nnetavg.fileutil import atomic_output
+from nnetavg.io.kaldi_basic import KaldiReader, KaldiWriter, read_rxfilename
+from nnetavg.nnet.components import Component, new_component
+from nnetavg.nnet.network import Network
+
+
+def read_components(data: bytes, name: str) -> list[Component]:
+    r = KaldiReader(data, name)
+    if r.at_end():
+        raise FormatError(f"{name}: empty model file")
+    comps: list[Component] = []
+    tok = r.read_token()
+    if tok.lower() == "<nnet>":
+        tok = None
+    while True:
+        if tok is None:
+            if r.at_end():
+                break
+            tok = r.read_token()
+        if tok.lower() == "</nnet>":
+            break
+        if tok.lower() == "<!endofcomponent>":
+            tok = None
+            continue
+        where = f"{name}: component {len(comps) + 1}: "
+        if not tok.startswith("<"):
+            raise FormatError(f"{where}expected a component marker, found {tok[:40]!r} (not an nnet1 model?)")
+        new_component(tok, 1, 1, where)  # an unknown marker fails here, before its data is parsed
+        out_dim, in_dim = r.read_int(), r.read_int()
+        if out_dim <= 0 or in_dim <= 0:
+            raise FormatError(f"{where}{tok} has invalid dimensions {out_dim} {in_dim}")
+        comp = new_component(tok, in_dim, out_dim, where)
+        try:
+            comp.read_data(r)
+        except FormatError as exc:
+            raise FormatError(f"{where}{tok}: {exc}") from None
+        comps.append(comp)
+        tok = None
+    if not comps:
+        raise FormatError(f"{name}: no components in the model file")
+    return comps
+
+
+def read_nnet(rxfilename: str, xp: types.ModuleType = np, dtype=np.float32) -> Network:
+    """Reads a Kaldi nnet1 model (text or binary) into a :class:`Network`."""
+    data = read_rxfilename(rxfilename)
+    comps = read_components(data, rxfilename)
+    try:
+        return Network(comps, xp=xp, dtype=dtype)
+    except NnetavgError as exc:
+        raise FormatError(f"{rxfilename}: {exc}") from None
+
+
+def write_nnet_to(f, nnet: Network, binary: bool = True) -> None:
+    w = KaldiWriter(f, binary)
+    w.write_header()
+    w.write_token("<Nnet>")
+    w.newline()
+    for comp in nnet.components:
+        w.write_token(comp.marker)
+        w.write_int(comp.output_dim)
+        w.write_int(comp.input_dim)
+        comp.write_data(w)
+        w.write_token("<!EndOfComponent>")
+        w.newline()
+    w.write_token("</Nnet>")
+    w.newline()
+
+
+def write_nnet(nnet: Network, wxfilename: str, binary: bool = True) -> None:
+    """Writes ``nnet`` atomically (temporary file + rename) in Kaldi nnet1 format.
+
+    Refuses to write a network with a NaN or infinite parameter: such a model is never useful and
+    would silently poison averaging.
+    """
+    xp = nnet.xp
+    if not bool(xp.all(xp.isfinite(nnet.params))):
+        raise NnetavgError(f"refusing to write {wxfilename}: the network has NaN or infinite parameters")
+    with atomic_output(wxfilename) as f:
+        write_nnet_to(f, nnet, binary)

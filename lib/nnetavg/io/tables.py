@@ -1,0 +1,396 @@
+"""Kaldi tables: every read and write of an archive or script file goes through this module.
+
+Specifiers follow Kaldi (``src/util/kaldi-table.h``):
+
+* rspecifier: ``ark:FILE``, ``scp:FILE``, ``ark:-`` (stdin), ``"ark:cmd ... |"`` (pipe), with the
+  options ``o s cs p bg b t`` and their negations accepted before the colon (``p`` = permissive:
+  unreadable entries are treated as absent; the rest only promise things about order and are
+  accepted and ignored, as Kaldi ignores ``b``/``t`` when reading).
+* wspecifier: ``ark:FILE``, ``ark,t:FILE`` (text), ``ark,scp:ARK,SCP``, ``ark:-``,
+  ``"ark:| cmd"``, with ``f``/``nf`` (flush) and ``p``.
+
+Objects are matrices (features, CMVN stats; compressed matrices are read too), float vectors, and
+int32 vectors (pdf alignments as ``ali-to-pdf`` writes them: binary with a size byte per element,
+text as ``key 0 0 5 5 ...``). Matrix and float-vector encoding is done by kaldiio; int vectors,
+specifier parsing, scp indexing and error messages are ours.
+
+Every error names the specifier and, where there is one, the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import struct
+import sys
+from typing import BinaryIO, Iterator
+
+import numpy as np
+from kaldiio import matio as _kio
+
+from nnetavg.errors import FormatError, NnetavgError
+from nnetavg.io.kaldi_basic import open_rxfilename, open_wxfilename
+
+MATRIX, VECTOR, INT_VECTOR = "matrix", "vector", "int_vector"
+_READ_OPTS = {"o", "no", "s", "ns", "cs", "ncs", "p", "np", "bg", "b", "t"}
+_WRITE_OPTS = {"t", "b", "f", "nf", "p"}
+
+
+@dataclasses.dataclass
+class Rspecifier:
+    kind: str            # "ark" or "scp"
+    filename: str        # rxfilename
+    permissive: bool = False
+    text: str = ""       # the specifier as given, for messages
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclasses.dataclass
+class Wspecifier:
+    ark: str | None
+    scp: str | None
+    binary: bool = True
+    flush: bool = False
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _split(spec: str) -> tuple[list[str], str]:
+    if ":" not in spec:
+        raise NnetavgError(f"{spec!r} is not a table specifier (expected e.g. ark:file.ark or scp:file.scp)")
+    head, rest = spec.split(":", 1)
+    opts = [o for o in head.replace(" ", ",").split(",") if o]
+    return opts, rest
+
+
+def is_rspecifier(spec: str) -> bool:
+    try:
+        parse_rspecifier(spec)
+        return True
+    except NnetavgError:
+        return False
+
+
+def parse_rspecifier(spec: str) -> Rspecifier:
+    opts, rest = _split(spec)
+    kinds = [o for o in opts if o in ("ark", "scp")]
+    bad = [o for o in opts if o not in ("ark", "scp") and o not in _READ_OPTS]
+    if len(kinds) != 1 or bad or spec != spec.rstrip(" "):
+        raise NnetavgError(f"invalid rspecifier {spec!r}: need exactly one of ark/scp, options from "
+                           f"{','.join(sorted(_READ_OPTS))}")
+    return Rspecifier(kinds[0], rest, permissive="p" in opts and "np" not in opts, text=spec)
+
+
+def parse_wspecifier(spec: str) -> Wspecifier:
+    opts, rest = _split(spec)
+    kinds = [o for o in opts if o in ("ark", "scp")]
+    bad = [o for o in opts if o not in ("ark", "scp") and o not in _WRITE_OPTS]
+    if bad or not kinds or len(kinds) != len(set(kinds)):
+        raise NnetavgError(f"invalid wspecifier {spec!r}: use ark:, ark,t:, ark,scp:ARK,SCP")
+    ark = scp = None
+    if kinds == ["ark", "scp"]:
+        if "," not in rest:
+            raise NnetavgError(f"invalid wspecifier {spec!r}: ark,scp needs two file names ARK,SCP")
+        ark, scp = rest.split(",", 1)
+    elif kinds == ["scp", "ark"]:
+        raise NnetavgError(f"invalid wspecifier {spec!r}: write ark before scp (ark,scp:ARK,SCP)")
+    elif kinds == ["ark"]:
+        ark = rest
+    else:
+        raise NnetavgError(f"invalid wspecifier {spec!r}: writing through an existing scp is not "
+                           f"supported; use ark,scp:ARK,SCP")
+    return Wspecifier(ark, scp, binary="t" not in opts, flush="f" in opts and "nf" not in opts, text=spec)
+
+
+# --------------------------------------------------------------------------- object codecs
+
+def _read_key(f: BinaryIO) -> str | None:
+    chars = bytearray()
+    while True:
+        c = f.read(1)
+        if not c:
+            if chars.strip():
+                raise FormatError(f"archive ends after the key {chars.decode(errors='replace')!r}")
+            return None
+        if c == b" ":
+            if chars:
+                break
+            continue
+        if c in b"\n\r\t" and not chars:
+            continue
+        chars += c
+    return chars.decode(errors="replace")
+
+
+def _read_int_vector(f: BinaryIO) -> np.ndarray:
+    head = f.read(2)
+    if head == b"\0B":
+        size = f.read(1)
+        if size != b"\x04":
+            raise FormatError(f"expected an int32 vector (size byte 4), found {size!r}")
+        raw = f.read(4)
+        if len(raw) < 4:
+            raise FormatError("int32 vector truncated in its length")
+        n = struct.unpack("<i", raw)[0]
+        body = f.read(5 * n)
+        if len(body) < 5 * n or n < 0:
+            raise FormatError(f"int32 vector of length {n} truncated")
+        rec = np.frombuffer(body, dtype=np.uint8).reshape(n, 5)
+        if n and not np.all(rec[:, 0] == 4):
+            raise FormatError("int32 vector with an element whose size byte is not 4")
+        return np.ascontiguousarray(rec[:, 1:]).view("<i4").reshape(n).astype(np.int32)
+    line = head + f.readline()
+    text = line.decode(errors="replace").strip()
+    if text.startswith("["):
+        text = text.strip("[]")
+    try:
+        return np.array([int(t) for t in text.split()], dtype=np.int32)
+    except ValueError:
+        raise FormatError(f"expected integers, found {text[:60]!r}") from None
+
+
+def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
+    if holder == INT_VECTOR:
+        return _read_int_vector(f)
+    try:
+        obj = _kio.read_kaldi(f)
+    except Exception as exc:  # kaldiio asserts and struct errors on corrupt data
+        raise FormatError(f"cannot decode a {holder} ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(obj, np.ndarray):
+        raise FormatError(f"expected a {holder}, found {type(obj).__name__}")
+    if holder == MATRIX and obj.ndim != 2:
+        raise FormatError(f"expected a matrix, found an object with {obj.ndim} dimension(s)")
+    if holder == VECTOR and obj.ndim != 1:
+        raise FormatError(f"expected a vector, found an object with {obj.ndim} dimension(s)")
+    return obj
+
+
+def _write_object(f: BinaryIO, obj: np.ndarray, holder: str, binary: bool) -> None:
+    if holder == INT_VECTOR:
+        v = np.asarray(obj, dtype=np.int32).reshape(-1)
+        if binary:
+            rec = np.empty((v.size, 5), dtype=np.uint8)
+            rec[:, 0] = 4
+            rec[:, 1:] = v.astype("<i4").view(np.uint8).reshape(-1, 4)
+            f.write(b"\0B\x04" + struct.pack("<i", v.size) + rec.tobytes())
+        else:
+            f.write((" ".join(str(int(x)) for x in v.tolist()) + "\n").encode())
+        return
+    arr = np.asarray(obj)
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float32)
+    if binary:
+        _kio.write_array(f, arr)
+    else:
+        _kio.write_array_ascii(f, arr, digit=".7g")
+
+
+# --------------------------------------------------------------------------- readers
+
+class SequentialReader:
+    """Iterates ``(key, object)`` over an archive or the entries of an scp file, in order."""
+
+    def __init__(self, rspecifier: str, holder: str = MATRIX):
+        self.spec = parse_rspecifier(rspecifier)
+        self.holder = holder
+
+    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
+        if self.spec.kind == "scp":
+            for key, rx in _read_scp(self.spec):
+                try:
+                    obj = _read_rx_object(rx, self.holder)
+                except NnetavgError as exc:
+                    if self.spec.permissive:
+                        continue
+                    raise NnetavgError(f"{self.spec}: cannot read {key!r} from {rx}: {exc}") from None
+                yield key, obj
+            return
+        f = open_rxfilename(self.spec.filename)
+        key = None
+        try:
+            while True:
+                try:
+                    key = _read_key(f)
+                    if key is None:
+                        break
+                    obj = _read_object(f, self.holder)
+                except FormatError as exc:
+                    if self.spec.permissive:
+                        break
+                    where = f"after key {key!r}" if key else "at its start"
+                    raise FormatError(f"{self.spec}: bad archive entry {where}: {exc}") from None
+                yield key, obj
+        finally:
+            if f is not sys.stdin.buffer:
+                f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _read_scp(spec: Rspecifier) -> Iterator[tuple[str, str]]:
+    f = open_rxfilename(spec.filename)
+    try:
+        for lineno, raw in enumerate(io.TextIOWrapper(f, encoding="utf-8", errors="replace"), 1):
+            line = raw.strip()
+            if not line:
+                continue
+            parts = line.split(None, 1)
+            if len(parts) != 2:
+                raise FormatError(f"{spec}: line {lineno} has a key but no file name: {line[:80]!r}")
+            yield parts[0], parts[1].strip()
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+def _read_rx_object(rx: str, holder: str) -> np.ndarray:
+    if holder != INT_VECTOR and not rx.endswith("|"):
+        try:
+            return np.asarray(_kio.load_mat(rx))  # offsets and [row,col] ranges
+        except FileNotFoundError as exc:
+            raise NnetavgError(f"no such file: {exc.filename}") from None
+        except Exception as exc:
+            raise FormatError(f"{exc.__class__.__name__}: {exc}") from None
+    f = open_rxfilename(rx)
+    try:
+        return _read_object(f, holder)
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+class RandomAccessReader:
+    """Looks objects up by key. ``scp:`` is indexed and read on demand; an archive is read once,
+    whole, into memory (use scp for large feature sets, as Kaldi recommends)."""
+
+    def __init__(self, rspecifier: str, holder: str = MATRIX):
+        self.spec = parse_rspecifier(rspecifier)
+        self.holder = holder
+        self._index: dict[str, str] | None = None
+        self._cache: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> None:
+        if self.spec.kind == "scp":
+            if self._index is None:
+                self._index = {}
+                for key, rx in _read_scp(self.spec):
+                    self._index[key] = rx
+        elif self._cache is None:
+            self._cache = dict(SequentialReader(self.spec.text, self.holder))
+
+    def __contains__(self, key: str) -> bool:
+        self._load()
+        return key in (self._index if self.spec.kind == "scp" else self._cache)
+
+    def keys(self) -> list[str]:
+        self._load()
+        return list(self._index if self.spec.kind == "scp" else self._cache)
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The object for ``key``, or None when absent (or unreadable, with ``p``)."""
+        self._load()
+        if self.spec.kind != "scp":
+            return self._cache.get(key)
+        rx = self._index.get(key)
+        if rx is None:
+            return None
+        try:
+            return _read_rx_object(rx, self.holder)
+        except NnetavgError as exc:
+            if self.spec.permissive:
+                return None
+            raise NnetavgError(f"{self.spec}: cannot read {key!r} from {rx}: {exc}") from None
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        obj = self.get(key)
+        if obj is None:
+            raise NnetavgError(f"{self.spec}: no entry for key {key!r}")
+        return obj
+
+
+# --------------------------------------------------------------------------- writer
+
+class TableWriter:
+    """Writes ``(key, object)`` pairs to an archive (and its scp, with ``ark,scp:``)."""
+
+    def __init__(self, wspecifier: str, holder: str = MATRIX):
+        self.spec = parse_wspecifier(wspecifier)
+        self.holder = holder
+        self._ark = open_wxfilename(self.spec.ark)
+        self._scp = None
+        if self.spec.scp is not None:
+            if self.spec.ark.strip() in ("", "-") or self.spec.ark.strip().startswith("|"):
+                raise NnetavgError(f"{self.spec}: an scp needs a real archive file to point into")
+            self._scp = open(self.spec.scp, "w", encoding="utf-8")
+            self._ark_path = self.spec.ark.strip()
+
+    def write(self, key: str, obj) -> None:
+        if not key or any(c.isspace() for c in key):
+            raise NnetavgError(f"{self.spec}: invalid key {key!r} (keys must be non-empty, without spaces)")
+        self._ark.write(key.encode() + b" ")
+        if self._scp is not None:
+            self._scp.write(f"{key} {self._ark_path}:{self._ark.tell()}\n")
+        _write_object(self._ark, obj, self.holder, self.spec.binary)
+        if self.spec.flush:
+            self._ark.flush()
+
+    __setitem__ = write
+
+    def close(self) -> None:
+        if self._ark is not sys.stdout.buffer:
+            self._ark.close()
+        else:
+            self._ark.flush()
+        if self._scp is not None:
+            self._scp.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *rest):
+        self.close()
+        return False
+
+
+def read_single(rxfilename: str, holder: str = MATRIX) -> np.ndarray:
+    """Reads one object from a plain (non-table) Kaldi file, e.g. global CMVN stats."""
+    f = open_rxfilename(rxfilename)
+    try:
+        try:
+            return _read_object(f, holder)
+        except FormatError as exc:
+            raise FormatError(f"{rxfilename}: {exc}") from None
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+def write_single(wxfilename: str, obj, holder: str = MATRIX, binary: bool = True) -> None:
+    """Writes one object as a plain Kaldi file (atomically, unless it is stdout or a pipe)."""
+    from nnetavg.fileutil import atomic_output  # noqa: PLC0415
+    name = wxfilename.strip()
+    if name.startswith("|"):
+        f = open_wxfilename(name)
+        _write_object(f, obj, holder, binary)
+        f.close()
+        return
+    with atomic_output(name) as f:
+        _write_object(f, obj, holder, binary)
+
+
+def job_substitute(spec: str, job: int) -> str:
+    """Replaces the token ``JOB`` in a specifier by the job number (as run.pl does)."""
+    return spec.replace("JOB", str(job))
+
+
+def exists_readable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.R_OK)

@@ -1,0 +1,1 @@
+"""Job launchers with Kaldi's ``run.pl`` / ``slurm.pl`` interface."""

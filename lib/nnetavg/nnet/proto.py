@@ -1,0 +1,170 @@
+"""Kaldi ``<NnetProto>`` prototypes (``nnet-initialize``) and the prototype writer of
+``utils/nnet/make_nnet_proto.py``.
+
+A prototype has one component per line; note that it gives ``<InputDim>`` before ``<OutputDim>``
+(the model file does the opposite)::
+
+    <NnetProto>
+    <AffineTransform> <InputDim> 440 <OutputDim> 1024 <BiasMean> -2.0 <BiasRange> 4.0 <ParamStddev> 0.0317 <MaxNorm> 0.0
+    <Sigmoid> <InputDim> 1024 <OutputDim> 1024
+    <AffineTransform> <InputDim> 1024 <OutputDim> 3000 <BiasMean> 0.0 <BiasRange> 0.0 <ParamStddev> 0.1 <LearnRateCoef> 1.0 <BiasLearnRateCoef> 0.1
+    <Softmax> <InputDim> 3000 <OutputDim> 3000
+    </NnetProto>
+
+Initialisation follows ``AffineTransform::InitData``: weights ~ N(0, ParamStddev^2), biases
+~ U(BiasMean - BiasRange/2, BiasMean + BiasRange/2), defaults BiasMean -2, BiasRange 2,
+ParamStddev 0.1. ``<Splice>`` takes ``<BuildVector> -5:5 </BuildVector>`` (Matlab-like ranges
+``a:b`` and ``a:step:b``, comma- or space-separated) or ``<ReadVector> [ ... ]``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from nnetavg.errors import FormatError
+from nnetavg.nnet.components import (AddShift, AffineTransform, Component, ParametricRelu, Rescale, Splice,
+                                     new_component)
+
+NONLINEARITIES = {"sigmoid": "<Sigmoid>", "tanh": "<Tanh>", "relu": "<ParametricRelu>"}
+
+
+def parse_build_vector(text: str) -> list[int]:
+    out: list[int] = []
+    for item in re.split(r"[,\s]+", text.strip()):
+        if not item:
+            continue
+        parts = item.split(":")
+        try:
+            nums = [int(p) for p in parts]
+        except ValueError:
+            raise FormatError(f"bad <BuildVector> element {item!r}") from None
+        if len(nums) == 1:
+            out.append(nums[0])
+        elif len(nums) == 2:
+            out.extend(range(nums[0], nums[1] + 1))
+        elif len(nums) == 3 and nums[1] != 0:
+            out.extend(range(nums[0], nums[2] + (1 if nums[1] > 0 else -1), nums[1]))
+        else:
+            raise FormatError(f"bad <BuildVector> element {item!r}")
+    return out
+
+
+def _proto_line_options(line: str, where: str) -> tuple[str, dict[str, str]]:
+    # Keep bracketed / BuildVector payloads as single values.
+    m = re.match(r"\s*(<[^>\s]+>)(.*)$", line)
+    if not m:
+        raise FormatError(f"{where}: expected a component marker, found {line.strip()[:60]!r}")
+    marker, rest = m.group(1), m.group(2)
+    opts: dict[str, str] = {}
+    bv = re.search(r"<BuildVector>(.*?)</BuildVector>", rest, re.I)
+    if bv:
+        opts["<buildvector>"] = bv.group(1)
+        rest = rest[:bv.start()] + rest[bv.end():]
+    rv = re.search(r"<ReadVector>\s*\[(.*?)\]", rest, re.I)
+    if rv:
+        opts["<readvector>"] = rv.group(1)
+        rest = rest[:rv.start()] + rest[rv.end():]
+    toks = rest.split()
+    if len(toks) % 2:
+        raise FormatError(f"{where}: options must come in '<Name> value' pairs: {rest.strip()[:80]!r}")
+    for k, v in zip(toks[::2], toks[1::2]):
+        if not k.startswith("<"):
+            raise FormatError(f"{where}: expected an option like <InputDim>, found {k!r}")
+        opts[k.lower()] = v
+    return marker, opts
+
+
+def _float(opts, key, default, where):
+    try:
+        return float(opts.pop(key.lower(), default))
+    except ValueError:
+        raise FormatError(f"{where}: {key} needs a number") from None
+
+
+def init_from_proto(text: str, seed: int = 777, name: str = "<proto>") -> list[Component]:
+    """Components initialised from a prototype, with random numbers from ``seed``."""
+    rng = np.random.default_rng(seed)
+    comps: list[Component] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith("#") or s.lower() in ("<nnetproto>", "</nnetproto>"):
+            continue
+        where = f"{name}:{lineno}"
+        marker, opts = _proto_line_options(s, where)
+        try:
+            in_dim, out_dim = int(opts.pop("<inputdim>")), int(opts.pop("<outputdim>"))
+        except (KeyError, ValueError):
+            raise FormatError(f"{where}: {marker} needs <InputDim> and <OutputDim>") from None
+        comp = new_component(marker, in_dim, out_dim, f"{where}: ")
+        if isinstance(comp, AffineTransform):
+            mean = _float(opts, "<BiasMean>", -2.0, where)
+            rng_b = _float(opts, "<BiasRange>", 2.0, where)
+            std = _float(opts, "<ParamStddev>", 0.1, where)
+            comp.lr_coef = _float(opts, "<LearnRateCoef>", 1.0, where)
+            comp.bias_lr_coef = _float(opts, "<BiasLearnRateCoef>", 1.0, where)
+            comp.max_norm = _float(opts, "<MaxNorm>", 0.0, where)
+            comp.init = {"linearity": (rng.standard_normal((out_dim, in_dim)) * std).astype(np.float32),
+                         "bias": (mean + (rng.random(out_dim) - 0.5) * rng_b).astype(np.float32)}
+        elif isinstance(comp, ParametricRelu):
+            comp.alpha_lr_coef = _float(opts, "<AlphaLearnRateCoef>", 0.0, where)
+            comp.beta_lr_coef = _float(opts, "<BetaLearnRateCoef>", 0.0, where)
+            comp.init = {"alpha": np.full(out_dim, _float(opts, "<InitAlpha>", 1.0, where), np.float32),
+                         "beta": np.full(out_dim, _float(opts, "<InitBeta>", 0.0, where), np.float32)}
+        elif isinstance(comp, Splice):
+            if "<buildvector>" in opts:
+                offsets = parse_build_vector(opts.pop("<buildvector>"))
+            elif "<readvector>" in opts:
+                offsets = [int(v) for v in opts.pop("<readvector>").split()]
+            else:
+                raise FormatError(f"{where}: <Splice> needs <BuildVector> a:b </BuildVector>")
+            if len(offsets) * in_dim != out_dim:
+                raise FormatError(f"{where}: <Splice> with {len(offsets)} offsets of {in_dim} dims gives "
+                                  f"{len(offsets) * in_dim}, not <OutputDim> {out_dim}")
+            comp.offsets = np.asarray(offsets, np.int32)
+        elif isinstance(comp, (AddShift, Rescale)):
+            comp.lr_coef = _float(opts, "<LearnRateCoef>", 0.0, where)
+            comp.init = {comp.pname: np.full(out_dim, _float(opts, "<InitParam>", comp.init[comp.pname][0]
+                                                             if out_dim else 0.0, where), np.float32)}
+        if opts:
+            raise FormatError(f"{where}: unknown option(s) for {marker}: {' '.join(opts)}")
+        comps.append(comp)
+    if not comps:
+        raise FormatError(f"{name}: the prototype has no components")
+    return comps
+
+
+def glorot(d_in: int, d_out: int) -> float:
+    return 35.0 * math.sqrt(2.0 / (d_in + d_out))
+
+
+def make_proto(input_dim: int, output_dim: int, hidden_layers: int, hidden_dim: int,
+               nonlinearity: str = "sigmoid", param_stddev_factor: float = 0.1,
+               smaller_input_weights: bool = True, max_norm: float = 0.0) -> str:
+    """A prototype as ``utils/nnet/make_nnet_proto.py`` writes it.
+
+    Hidden biases: sigmoid uses nnet1's mean -2, range 4 (units start mostly off); tanh and ReLU
+    use mean 0 range 0.2 and mean 0.1 range 0.1 (a small positive bias keeps ReLUs alive).
+    Weights: stddev = factor * 35 * sqrt(2 / (d_in + d_out)); the first layer times sqrt(1/12)
+    (nnet1's default for unit-variance inputs spliced 11 times).
+    """
+    if nonlinearity not in NONLINEARITIES:
+        raise FormatError(f"--nonlinearity must be one of {', '.join(NONLINEARITIES)}, not {nonlinearity!r}")
+    bias_mean, bias_range = {"sigmoid": (-2.0, 4.0), "tanh": (0.0, 0.2), "relu": (0.1, 0.1)}[nonlinearity]
+    act = NONLINEARITIES[nonlinearity]
+    lines = ["<NnetProto>"]
+    d = input_dim
+    for layer in range(hidden_layers):
+        std = param_stddev_factor * glorot(d, hidden_dim) * (math.sqrt(1 / 12) if layer == 0 and smaller_input_weights else 1)
+        lines.append(f"<AffineTransform> <InputDim> {d} <OutputDim> {hidden_dim} <BiasMean> {bias_mean} "
+                     f"<BiasRange> {bias_range} <ParamStddev> {std:.6f} <MaxNorm> {max_norm}")
+        lines.append(f"{act} <InputDim> {hidden_dim} <OutputDim> {hidden_dim}")
+        d = hidden_dim
+    std = param_stddev_factor * glorot(d, output_dim) * (math.sqrt(1 / 12) if hidden_layers == 0 and smaller_input_weights else 1)
+    lines.append(f"<AffineTransform> <InputDim> {d} <OutputDim> {output_dim} <BiasMean> 0.0 <BiasRange> 0.0 "
+                 f"<ParamStddev> {std:.6f} <LearnRateCoef> 1.0 <BiasLearnRateCoef> 0.1")
+    lines.append(f"<Softmax> <InputDim> {output_dim} <OutputDim> {output_dim}")
+    lines.append("</NnetProto>")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Parallel training: model averaging through files (here) and over MPI (``comm``)."""

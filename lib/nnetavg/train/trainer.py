@@ -1,0 +1,209 @@
+"""The one training loop every trainer binary uses, and evaluation on held-out data.
+
+One pass over a features table with pdf alignments (nnet1's ``nnet-train-frmshuff``):
+utterances -> feature transform -> frame randomizer -> minibatches of exactly
+``minibatch_size`` frames -> forward -> softmax + cross-entropy -> backward with per-layer updates.
+
+Hooks, so later capabilities plug in without touching the loop:
+
+* ``schedule.learning_rate(minibatch, frames_seen)`` is asked before every minibatch (seam 4);
+* ``optimizer.update(index, component, x, y, dy, learn_rate)`` is called per updatable component
+  (seam 2; SGD now, natural gradient next);
+* ``after_minibatch(minibatch, network)`` is called after every update (seam 3: MPI mixing every
+  K minibatches plugs in here).
+
+The cross-entropy is ``-sum_t log(y_t[target_t] + 1e-20)`` (nnet1's ``Xent``), reported per frame.
+A NaN or infinite objective stops the pass with :class:`ObjectiveError` before the model is
+written, so a diverged run never leaves a NaN model behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Callable
+
+import numpy as np
+
+from nnetavg.backend import to_device
+from nnetavg.data.randomizer import FrameRandomizer
+from nnetavg.data.utterances import DataStats, labelled_utterances
+from nnetavg.errors import NnetavgError, ObjectiveError
+from nnetavg.log import kv
+from nnetavg.nnet.network import Network
+from nnetavg.train.schedules import ConstantRate
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    learn_rate: float = dataclasses.field(default=0.008, metadata={"help": "Learning rate per frame (gradients are summed over the minibatch)"})
+    minibatch_size: int = dataclasses.field(default=256, metadata={"help": "Frames per minibatch"})
+    randomizer_size: int = dataclasses.field(default=32768, metadata={"help": "Frames in the shuffling buffer"})
+    randomizer_seed: int = dataclasses.field(default=777, metadata={"help": "Seed of the frame shuffling"})
+    length_tolerance: int = dataclasses.field(default=5, metadata={"help": "Frames of feature/alignment length difference tolerated (the longer is truncated); more is skipped"})
+    report_period: int = dataclasses.field(default=200000, metadata={"help": "Frames between progress lines in the log"})
+
+
+@dataclasses.dataclass
+class PassStats:
+    """Objective and accuracy over a pass (training or evaluation)."""
+    frames: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seconds: float = 0.0
+    minibatches: int = 0
+
+    @property
+    def cross_entropy(self) -> float:
+        return self.loss_sum / self.frames if self.frames else float("nan")
+
+    @property
+    def frame_accuracy(self) -> float:
+        return self.correct / self.frames if self.frames else float("nan")
+
+    @property
+    def frames_per_sec(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, frames: int, loss: float, correct: int) -> None:
+        self.frames += frames
+        self.loss_sum += loss
+        self.correct += correct
+
+    def figures(self) -> str:
+        return kv(frames=self.frames, cross_entropy=self.cross_entropy, frame_accuracy=self.frame_accuracy,
+                  frames_per_sec=round(self.frames_per_sec, 1))
+
+
+def _require_softmax(nnet: Network) -> None:
+    if not nnet.ends_in_softmax():
+        raise NnetavgError("cross-entropy training and evaluation need a network that ends in <Softmax>")
+
+
+def xent_and_derivative(y, targets, compute_derivative: bool = True) -> tuple[float, int]:
+    """Cross-entropy sum and number of correct frames for softmax outputs ``y`` (N x C);
+    replaces ``y`` by ``y - onehot(targets)`` (the derivative w.r.t. the softmax input) when
+    ``compute_derivative``."""
+    from nnetavg.backend import get_array_module  # noqa: PLC0415
+    xp = get_array_module(y)
+    rows = xp.arange(y.shape[0])
+    p = y[rows, targets]
+    loss = -xp.log(p + 1e-20).sum()
+    correct = (y.argmax(axis=1) == targets).sum()
+    if compute_derivative:
+        y[rows, targets] -= 1.0
+    return float(loss), int(correct)
+
+
+class Trainer:
+    def __init__(self, nnet: Network, optimizer, opts: TrainOptions, schedule=None,
+                 after_minibatch: Callable[[int, Network], None] | None = None):
+        _require_softmax(nnet)
+        self.nnet = nnet
+        self.optimizer = optimizer
+        self.opts = opts
+        self.schedule = schedule or ConstantRate(opts.learn_rate)
+        self.after_minibatch = after_minibatch
+        self.minibatch = 0
+        self.frames_seen = 0
+        self.last_lr = self.schedule.learning_rate(0, 0)
+
+    def step(self, x_host: np.ndarray, t_host: np.ndarray) -> tuple[float, int]:
+        """One minibatch: forward, objective, backward with updates. Returns (loss sum, correct)."""
+        xp = self.nnet.xp
+        x = to_device(x_host.astype(self.nnet.dtype, copy=False), xp)
+        t = to_device(t_host, xp)
+        lr = self.schedule.learning_rate(self.minibatch, self.frames_seen)
+        self.last_lr = lr
+        acts = self.nnet.forward_train(x)
+        loss, correct = xent_and_derivative(acts[-1], t)
+        if not np.isfinite(loss):
+            raise ObjectiveError(f"the objective became {loss} at minibatch {self.minibatch} "
+                                 f"(after {self.frames_seen} frames, learning rate {lr:g}); "
+                                 f"the model is not written: lower --learn-rate")
+        self.nnet.backward(acts, acts[-1],
+                           lambda i, comp, xi, yi, dy: self.optimizer.update(i, comp, xi, yi, dy, lr))
+        self.minibatch += 1
+        self.frames_seen += x_host.shape[0]
+        if self.after_minibatch is not None:
+            self.after_minibatch(self.minibatch, self.nnet)
+        return loss, correct
+
+    def train_pass(self, feats_rspecifier: str, ali_rspecifier: str, feature_transform: Network | None,
+                   data_stats: DataStats | None = None) -> PassStats:
+        """One pass over the data (an epoch of this job's archive)."""
+        opts = self.opts
+        data_stats = data_stats if data_stats is not None else DataStats()
+        rand = FrameRandomizer(opts.randomizer_size, opts.minibatch_size, opts.randomizer_seed)
+        total, window = PassStats(), PassStats()
+        start = last_report = time.perf_counter()
+
+        def run(final: bool) -> None:
+            nonlocal last_report
+            for xb, tb in rand.minibatches(final=final):
+                loss, correct = self.step(xb, tb)
+                total.add(xb.shape[0], loss, correct)
+                window.add(xb.shape[0], loss, correct)
+                if window.frames >= opts.report_period:
+                    now = time.perf_counter()
+                    window.seconds = now - last_report
+                    log.info("progress %s %s", kv(frames_done=total.frames, learn_rate=self.last_lr),
+                             window.figures().replace("frames=", "window-frames="))
+                    window.__init__()
+                    last_report = now
+
+        for _, x, t in labelled_utterances(feats_rspecifier, ali_rspecifier, self.nnet.output_dim,
+                                           self.nnet.input_dim, feature_transform, data_stats,
+                                           opts.length_tolerance):
+            if x.shape[1] != self.nnet.input_dim:
+                raise NnetavgError(f"{feats_rspecifier}: features are of dim {x.shape[1]} after the feature "
+                                   f"transform, but the network takes {self.nnet.input_dim}")
+            rand.add(x, t)
+            if rand.full():
+                run(final=False)
+        run(final=True)
+        total.seconds = time.perf_counter() - start
+        total.minibatches = self.minibatch
+        if rand.dropped:
+            log.info("%d frames left over at the end (less than a minibatch) were not used", rand.dropped)
+        return total
+
+
+def evaluate(nnet: Network, feats_rspecifier: str, ali_rspecifier: str, feature_transform: Network | None,
+             data_stats: DataStats | None = None, chunk_frames: int = 8192, length_tolerance: int = 5) -> PassStats:
+    """Cross-entropy and frame accuracy over a whole table, in order, without updates."""
+    _require_softmax(nnet)
+    data_stats = data_stats if data_stats is not None else DataStats()
+    stats = PassStats()
+    start = time.perf_counter()
+    xs, ts, n = [], [], 0
+
+    def flush() -> None:
+        nonlocal xs, ts, n
+        if not xs:
+            return
+        x = to_device(np.concatenate(xs).astype(nnet.dtype, copy=False), nnet.xp)
+        t = to_device(np.concatenate(ts), nnet.xp)
+        y = nnet.forward(x)
+        loss, correct = xent_and_derivative(y, t, compute_derivative=False)
+        stats.add(x.shape[0], loss, correct)
+        xs, ts, n = [], [], 0
+
+    for _, x, t in labelled_utterances(feats_rspecifier, ali_rspecifier, nnet.output_dim, nnet.input_dim,
+                                       feature_transform, data_stats, length_tolerance):
+        if x.shape[1] != nnet.input_dim:
+            raise NnetavgError(f"{feats_rspecifier}: features are of dim {x.shape[1]} after the feature "
+                               f"transform, but the network takes {nnet.input_dim}")
+        xs.append(x)
+        ts.append(t)
+        n += x.shape[0]
+        if n >= chunk_frames:
+            flush()
+    flush()
+    stats.seconds = time.perf_counter() - start
+    if not np.isfinite(stats.loss_sum):
+        raise ObjectiveError(f"the objective on {feats_rspecifier} is {stats.loss_sum}")
+    return stats

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up nnetavg in a virtual environment at ./.venv (numpy, kaldiio, click, mpi4py with the
+# MPICH wheel, and the test tools). Needs only python3 (3.10+) and access to PyPI. Idempotent:
+# a second run re-installs only when setup.cfg changed.
+#   ./setup.sh            # library + commands + test tools
+#   ./setup.sh gpu        # also CuPy (CUDA 12 wheel)
+set -euo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+venv=$top/.venv
+python=${PYTHON:-python3}
+extras=test
+[ "${1:-}" = gpu ] && extras=test,gpu
+
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -c 'import sys; assert sys.version_info >= (3, 10), "nnetavg needs Python 3.10 or newer"'
+  "$python" -m venv "$venv"
+fi
+stamp=$venv/.nnetavg-installed-$extras
+if [ ! -f "$stamp" ] || [ "$top/setup.cfg" -nt "$stamp" ] || [ "$top/pyproject.toml" -nt "$stamp" ]; then
+  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  "$venv/bin/python" -m pip install -q -e "$top[$extras]"
+  touch "$stamp"
+fi

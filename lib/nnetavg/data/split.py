@@ -72,6 +72,7 @@ def write_list(path: str, items: list[str]) -> None:
 
 
 def read_list(path: str) -> list[str]:
+    """First fields of the non-empty lines (an utterance list, or the keys of an scp)."""
     try:
         with open(path, encoding="utf-8") as f:
             return [ln.split()[0] for ln in f if ln.strip()]

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The synthetic recipe, end to end on one machine in a few minutes:
+#   data -> CMVN -> egs -> init -> 4-job file-averaged training -> CV evaluation,
+# plus a linear model trained the same way, to show what the hidden layers buy.
+#
+#   ./run.sh                          # default corpus (~300k frames)
+#   ./run.sh --preset tiny            # seconds; what the tests run
+#   ./run.sh --stage 4                # resume from training (finished iterations are skipped)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=100
+preset=default        # tiny | default | large (size of the synthetic corpus)
+nj=4                  # parallel training jobs (= training archives)
+num_iters=8           # iterations of parallel training (one pass per job over its archive each)
+hidden_layers=3
+hidden_dim=512
+nonlinearity=sigmoid
+initial_learning_rate=0.008
+final_learning_rate=0.0008
+minibatch_size=256
+linear_baseline=true  # also train a linear (softmax regression) model the same way
+data=data
+egs=egs
+exp=exp
+
+help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large] [--nj N] [--num-iters N]
+  [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--linear-baseline true|false]"
+. ./cmd.sh
+. ./path.sh
+. steps/parse_options.sh
+
+log() { echo "$(date +%H:%M:%S) run.sh: $*"; }
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "Stage 0: synthetic corpus: generator ($preset) -> $data/train, $data/ali/pdf.ark"
+  [ -f $data/train/feats.scp ] || make_synth_data.py --preset $preset $data
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: per-speaker CMVN stats: $data/train/feats.scp -> $data/train/cmvn.scp"
+  [ -f $data/train/cmvn.scp ] || $train_cmd $data/log/cmvn.log compute-cmvn-stats \
+    --spk2utt=ark:$data/train/spk2utt scp:$data/train/feats.scp \
+    ark,scp:$data/train/cmvn.ark,$data/train/cmvn.scp
+fi
+
+num_pdfs=$(cat $data/ali/num_pdfs)
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: egs: $data/train + pdf alignments -> $egs ($nj archives, CV by speaker)"
+  steps/make_egs.sh --cmd "$train_cmd" --nj $nj --num-pdfs $num_pdfs $data/train ark:$data/ali/pdf.ark $egs
+fi
+
+input_dim=$(cat $egs/info/input_dim 2>/dev/null || echo 0)
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: init: $input_dim-${hidden_layers}x$hidden_dim-$num_pdfs $nonlinearity DNN -> $exp/dnn/0.nnet"
+  mkdir -p $exp/dnn $exp/linear
+  [ -f $exp/dnn/0.nnet ] || nnet-init --input-dim $input_dim --output-dim $num_pdfs \
+    --hidden-layers $hidden_layers --hidden-dim $hidden_dim --nonlinearity $nonlinearity \
+    --write-proto $exp/dnn/nnet.proto $exp/dnn/0.nnet
+  [ -f $exp/linear/0.nnet ] || nnet-init --input-dim $input_dim --output-dim $num_pdfs \
+    --hidden-layers 0 --write-proto $exp/linear/nnet.proto $exp/linear/0.nnet
+fi
+
+train_opts=(--cmd "$train_cmd" --num-iters $num_iters --minibatch-size $minibatch_size
+            --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate)
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "Stage 4: train: $exp/dnn/0.nnet, $nj jobs with file averaging, $num_iters iterations -> $exp/dnn/final.nnet"
+  steps/train_parallel.sh "${train_opts[@]}" $egs $exp/dnn/0.nnet $exp/dnn
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ $linear_baseline = true ]; then
+  log "Stage 5: baseline: linear model, same data, same training -> $exp/linear/final.nnet"
+  steps/train_parallel.sh "${train_opts[@]}" $egs $exp/linear/0.nnet $exp/linear
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log "Stage 6: evaluate on the CV speakers: $exp/*/final.nnet"
+  for m in dnn linear; do
+    [ -f $exp/$m/final.nnet ] || continue
+    nnet-compute-prob --feature-transform $exp/$m/final.feature_transform $exp/$m/final.nnet \
+      scp:$egs/cv/feats.scp ark:$egs/cv/ali.ark 2>$exp/$m/log/final_cv.log > $exp/$m/final_cv
+    log "$m: CV $(cat $exp/$m/final_cv)"
+  done
+  chance=$(awk 'BEGIN{print 1/'$num_pdfs'}')
+  log "chance frame accuracy 1/$num_pdfs = $chance"
+fi

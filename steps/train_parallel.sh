@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Data-parallel training with model averaging through files (Kaldi nnet2 style).
+#
+# Each iteration runs one training job per archive, all starting from the same model, each
+# writing ITER.JOB.nnet; nnet-average then makes the next model. The effective learning rate
+# decays exponentially from --initial-learning-rate to --final-learning-rate over the run, and each
+# job trains with (effective rate x number of jobs) unless --scale-lr-by-jobs false: averaging N
+# models moves the parameters about 1/N as far as each job moved. The CV cross-entropy and frame
+# accuracy of every averaged model are logged. Re-running skips finished iterations, so a killed
+# run resumes from its last completed iteration.
+#
+# Outputs in EXP_DIR: 0.nnet .. N.nnet, final.nnet, final.feature_transform, ali_train_pdf.counts,
+# log/train.ITER.JOB.log, log/average.ITER.log, log/compute_prob_cv.ITER.log, cv_progress.
+
+set -euo pipefail
+
+# Begin configuration.
+cmd=run.pl                   # job launcher (see cmd.sh)
+num_iters=8                  # iterations; each job passes once over its archive per iteration
+initial_learning_rate=0.008  # effective (per-frame) learning rate of the first iteration
+final_learning_rate=0.0008   # effective learning rate of the last iteration
+scale_lr_by_jobs=true        # job learning rate = effective rate x number of jobs
+minibatch_size=256
+randomizer_size=32768
+seed=777                     # randomizer seed of iteration 0 (iteration x uses seed + x)
+momentum=0.0
+l2_penalty=0.0
+optimizer=sgd                # sgd (natural gradient comes with nnet-train-ngsgd)
+use_gpu=no
+train_opts=""                # extra options for the trainer
+keep_job_models=false        # keep ITER.JOB.nnet after averaging
+stage=0                      # first iteration to run (earlier finished ones are skipped anyway)
+# End configuration.
+
+help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
+e.g.: $0 --num-iters 8 --initial-learning-rate 0.008 egs exp/dnn/0.nnet exp/dnn
+Options: --cmd, --num-iters, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
+  --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --use-gpu,
+  --train-opts, --keep-job-models, --stage"
+. "$(dirname "$0")/parse_options.sh"
+
+if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
+egs=$1; init=$2; dir=$3
+
+for f in "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" \
+         "$egs/cv/feats.scp" "$egs/cv/ali.ark" "$init"; do
+  [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
+done
+case $optimizer in
+  sgd) trainer=nnet-train-simple ;;
+  *) echo "$0: --optimizer $optimizer is not available (sgd)" >&2; exit 1 ;;
+esac
+
+nj=$(cat "$egs/info/num_archives")
+mkdir -p "$dir/log"
+[ -f "$dir/0.nnet" ] || nnet-copy "$init" "$dir/0.nnet"
+cp "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" "$dir/"
+transform=$dir/final.feature_transform
+
+cv_prob() {  # cv_prob ITER: evaluates ITER.nnet on the CV set, once
+  local it=$1
+  if ! grep -q '^cross-entropy=' "$dir/log/compute_prob_cv.$it.log" 2>/dev/null; then
+    $cmd "$dir/log/compute_prob_cv.$it.log" nnet-compute-prob --use-gpu="$use_gpu" \
+      --feature-transform="$transform" "$dir/$it.nnet" "scp:$egs/cv/feats.scp" "ark:$egs/cv/ali.ark"
+  fi
+  grep '^cross-entropy=' "$dir/log/compute_prob_cv.$it.log" | tail -n 1
+}
+
+echo "$0: iteration 0: CV $(cv_prob 0)"
+for ((x = 0; x < num_iters; x++)); do
+  next=$((x + 1))
+  if [ $x -lt "$stage" ] || [ -f "$dir/$next.nnet" ]; then continue; fi
+  lr=$(nnet-learning-rate --initial="$initial_learning_rate" --final="$final_learning_rate" 2>>"$dir/log/learning_rate.log" \
+         --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" "$x" "$num_iters")
+  $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" $trainer --use-gpu="$use_gpu" \
+    --learn-rate="$lr" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
+    --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts \
+    --feature-transform="$transform" "$dir/$x.nnet" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" \
+    "$dir/$x.JOB.nnet"
+  models=()
+  for ((j = 1; j <= nj; j++)); do models+=("$dir/$x.$j.nnet"); done
+  $cmd "$dir/log/average.$x.log" nnet-average "${models[@]}" "$dir/$next.nnet"
+  [ "$keep_job_models" = true ] || rm -f "${models[@]}"
+  echo "$0: iteration $next of $num_iters: job-learning-rate=$lr CV $(cv_prob $next)" | tee -a "$dir/cv_progress"
+done
+
+nnet-copy "$dir/$num_iters.nnet" "$dir/final.nnet"
+echo "$0: done: $dir/final.nnet; final CV $(cv_prob "$num_iters")"

@@ -82,6 +82,7 @@ def write_nnet_to(f, nnet: Network, binary: bool = True) -> None:
         w.write_token(comp.marker)
         w.write_int(comp.output_dim)
         w.write_int(comp.input_dim)
+        w.newline()
         comp.write_data(w)
         w.write_token("<!EndOfComponent>")
         w.newline()

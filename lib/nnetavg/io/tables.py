@@ -30,7 +30,7 @@ import numpy as np
 from kaldiio import matio as _kio
 
 from nnetavg.errors import FormatError, NnetavgError
-from nnetavg.io.kaldi_basic import open_rxfilename, open_wxfilename
+from nnetavg.io.kaldi_basic import KaldiReader, KaldiWriter, open_rxfilename, open_wxfilename
 
 MATRIX, VECTOR, INT_VECTOR = "matrix", "vector", "int_vector"
 _READ_OPTS = {"o", "no", "s", "ns", "cs", "ncs", "p", "np", "bg", "b", "t"}
@@ -127,12 +127,17 @@ def _read_key(f: BinaryIO) -> str | None:
     return chars.decode(errors="replace")
 
 
+def _is_binary_next(f: BinaryIO) -> bool:
+    peek = getattr(f, "peek", None)
+    head = peek(2)[:2] if peek is not None else b""
+    return head[:1] == b"\0"
+
+
 def _read_int_vector(f: BinaryIO) -> np.ndarray:
-    head = f.read(2)
-    if head == b"\0B":
-        size = f.read(1)
-        if size != b"\x04":
-            raise FormatError(f"expected an int32 vector (size byte 4), found {size!r}")
+    if _is_binary_next(f):
+        head = f.read(3)
+        if head != b"\0B\x04":
+            raise FormatError(f"expected an int32 vector (size byte 4), found {head!r}")
         raw = f.read(4)
         if len(raw) < 4:
             raise FormatError("int32 vector truncated in its length")
@@ -144,8 +149,7 @@ def _read_int_vector(f: BinaryIO) -> np.ndarray:
         if n and not np.all(rec[:, 0] == 4):
             raise FormatError("int32 vector with an element whose size byte is not 4")
         return np.ascontiguousarray(rec[:, 1:]).view("<i4").reshape(n).astype(np.int32)
-    line = head + f.readline()
-    text = line.decode(errors="replace").strip()
+    text = f.readline().decode(errors="replace").strip()
     if text.startswith("["):
         text = text.strip("[]")
     try:
@@ -154,9 +158,26 @@ def _read_int_vector(f: BinaryIO) -> np.ndarray:
         raise FormatError(f"expected integers, found {text[:60]!r}") from None
 
 
+def _read_text_object(f: BinaryIO, holder: str) -> np.ndarray:
+    """A text matrix `` [\n  a b \n  c d ]`` or vector `` [ a b ]``, read line by line."""
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            raise FormatError(f"text {holder} without its closing ']'")
+        lines.append(line)
+        if b"]" in line:
+            break
+    r = KaldiReader(b"".join(lines), binary=False)
+    return r.read_matrix() if holder == MATRIX else r.read_vector()
+
+
 def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
     if holder == INT_VECTOR:
         return _read_int_vector(f)
+    if not _is_binary_next(f):
+        obj = _read_text_object(f, holder)
+        return obj
     try:
         obj = _kio.read_kaldi(f)
     except Exception as exc:  # kaldiio asserts and struct errors on corrupt data
@@ -186,8 +207,10 @@ def _write_object(f: BinaryIO, obj: np.ndarray, holder: str, binary: bool) -> No
         arr = arr.astype(np.float32)
     if binary:
         _kio.write_array(f, arr)
+    elif arr.ndim == 2:
+        KaldiWriter(f, binary=False).write_matrix(arr)
     else:
-        _kio.write_array_ascii(f, arr, digit=".7g")
+        KaldiWriter(f, binary=False).write_vector(arr)
 
 
 # --------------------------------------------------------------------------- readers

@@ -276,7 +276,6 @@ class Splice(Component):
             raise r.fail(f"{self.marker} {self.output_dim} {self.input_dim} with {len(self.offsets)} offsets")
 
     def write_data(self, w):
-        w.newline()
         w.write_int_vector(self.offsets)
 
     def topology(self):
@@ -314,7 +313,6 @@ class _VectorOp(Component):
         self.init = {self.pname: v}
 
     def write_data(self, w):
-        w.newline()
         w.write_token("<LearnRateCoef>"); w.write_float(self.lr_coef)
         w.write_vector(_np(self.param(self.pname)))
 

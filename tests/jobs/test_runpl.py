@@ -1,0 +1,45 @@
+"""run.pl: JOB substitution, Kaldi's log format, failure reporting, concurrency limit, quoting."""
+
+import time
+
+from tests.conftest import run_cmd
+
+
+def test_array_job_logs_and_substitution(tmp_path):
+    run_cmd(["run.pl", "JOB=1:3", f"{tmp_path}/log/t.JOB.log", "echo", "task", "JOB", "out", ">", f"{tmp_path}/o.JOB"])
+    for j in (1, 2, 3):
+        log = (tmp_path / f"log/t.{j}.log").read_text()
+        assert log.startswith(f"# echo task {j} out > {tmp_path}/o.{j} \n# Started at ")
+        assert "# Accounting: time=" in log and "# Ended (code 0) at " in log
+        assert (tmp_path / f"o.{j}").read_text() == f"task {j} out\n"
+
+
+def test_failure_names_the_job_and_log(tmp_path):
+    p = run_cmd(["run.pl", "JOB=1:4", f"{tmp_path}/f.JOB.log", "test", "JOB", "-ne", "3"], check=False)
+    assert p.returncode == 1
+    assert "1 / 4 failed" in p.stdout and "JOB=3 (code 1" in p.stdout and f"{tmp_path}/f.3.log" in p.stdout
+    assert "# Ended (code 1)" in (tmp_path / "f.3.log").read_text()
+    single = run_cmd(["run.pl", f"{tmp_path}/s.log", "exit", "7"], check=False)
+    assert single.returncode == 1 and "status 7" in single.stdout
+
+
+def test_usage_errors(tmp_path):
+    assert run_cmd(["run.pl", "JOB=1:2", f"{tmp_path}/nolog.log", "true"], check=False).returncode == 1
+    assert run_cmd(["run.pl", "--bogus", "1", f"{tmp_path}/x.log", "true"], check=False).returncode == 1
+
+
+def test_pipes_quotes_and_threads(tmp_path):
+    run_cmd(["run.pl", "--num-threads", "3", f"{tmp_path}/p.log", "echo", "a b", "|", "tr", "a", "x", ">",
+             f"{tmp_path}/out"])
+    assert (tmp_path / "out").read_text() == "x b\n"
+    run_cmd(["run.pl", f"{tmp_path}/t.log", "echo", "$OPENBLAS_NUM_THREADS", ">", f"{tmp_path}/threads"])
+    assert (tmp_path / "threads").read_text() == "1\n"
+
+
+def test_max_jobs_run_limits_concurrency(tmp_path):
+    t0 = time.time()
+    run_cmd(["run.pl", "--max-jobs-run", "1", "JOB=1:3", f"{tmp_path}/l.JOB.log", "sleep", "0.3"])
+    assert time.time() - t0 >= 0.9
+    t0 = time.time()
+    run_cmd(["run.pl", "--max-jobs-run", "3", "JOB=1:3", f"{tmp_path}/m.JOB.log", "sleep", "0.3"])
+    assert time.time() - t0 < 0.85

@@ -94,13 +94,8 @@ def test_training_lowers_cv_loss_and_is_reproducible(tmp_path):
 def test_nan_objective_stops_training(tmp_path):
     feats, ali = make_labelled_data(tmp_path, num_utts=20)
     net = Network(init_from_proto(make_proto(6, 5, 1, 16)))
-    trainer = Trainer(net, SGD(net), TrainOptions(learn_rate=1e36, minibatch_size=16, randomizer_size=64))
-    with pytest.raises(ObjectiveError, match="lower --learn-rate"):  # float32 overflow: inf - inf
-        for _ in range(5):
-            trainer.train_pass(f"scp:{feats}", f"ark:{ali}", None)
-    net = Network(init_from_proto(make_proto(6, 5, 1, 16)))
-    net.params[5] = np.nan
-    with pytest.raises(ObjectiveError, match="minibatch 0"):
+    net.params[5] = np.nan  # what a diverged update leaves behind
+    with pytest.raises(ObjectiveError, match="minibatch 0.*lower --learn-rate"):
         Trainer(net, SGD(net), TrainOptions(minibatch_size=16)).train_pass(f"scp:{feats}", f"ark:{ali}", None)
 
 

@@ -32,15 +32,22 @@ def read_components(data: bytes, name: str) -> list[Component]:
         raise FormatError(f"{name}: empty model file")
     comps: list[Component] = []
     tok = r.read_token()
-    if tok.lower() == "<nnet>":
+    opened = tok.lower() == "<nnet>"
+    if opened:
         tok = None
     while True:
         if tok is None:
             if r.at_end():
+                if opened:  # Kaldi always writes </Nnet>; without it the file was cut short
+                    raise FormatError(f"{name}: no </Nnet> after component {len(comps)} "
+                                      f"(truncated or corrupt file?)")
                 break
             tok = r.read_token()
         if tok.lower() == "</nnet>":
             break
+        if tok.startswith("<") and not tok.endswith(">"):
+            raise FormatError(f"{name}: component {len(comps) + 1}: unfinished marker {tok[:40]!r} "
+                              f"(truncated or corrupt file?)")
         if tok.lower() == "<!endofcomponent>":
             tok = None
             continue

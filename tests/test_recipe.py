@@ -1,0 +1,58 @@
+"""The synthetic recipe end to end (tiny preset), as a user runs it, including resuming."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO
+
+RECIPE = os.path.join(REPO, "egs", "synth", "s5")
+
+
+def run_recipe(workdir, *args):
+    env = dict(os.environ, PATH=os.path.dirname(os.path.realpath(shutil.which("nnet-init"))) + ":" + os.environ["PATH"])
+    return subprocess.run(["bash", "run.sh", *args], cwd=workdir, capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def recipe_copy(tmp_path_factory):
+    """A copy of the recipe directory (scripts only), so runs do not write into the checkout."""
+    work = tmp_path_factory.mktemp("synth")
+    # keep ../../.. pointing at the repository: path.sh finds .venv there
+    root = work / "egs" / "synth" / "s5"
+    root.parent.mkdir(parents=True)
+    shutil.copytree(RECIPE, root, symlinks=False, ignore=shutil.ignore_patterns("data", "egs", "exp"))
+    for name in (".venv",):
+        if os.path.exists(os.path.join(REPO, name)):
+            os.symlink(os.path.join(REPO, name), work / name)
+    return root
+
+
+@pytest.mark.slow
+def test_tiny_recipe_end_to_end_and_resume(recipe_copy):
+    args = ["--preset", "tiny", "--num-iters", "4", "--hidden-dim", "64", "--hidden-layers", "2"]
+    p = run_recipe(recipe_copy, *args)
+    assert p.returncode == 0, p.stdout + p.stderr
+    acc = {m: float(re.search(rf"run.sh: {m}: CV .*frame-accuracy=([0-9.]+)", p.stdout).group(1)) for m in ("dnn", "linear")}
+    assert acc["dnn"] > 3 * (1 / 24)  # well above chance (24 pdfs)
+    exp = recipe_copy / "exp" / "dnn"
+    for f in ("final.nnet", "final.feature_transform", "ali_train_pdf.counts", "4.nnet", "log/train.3.4.log"):
+        assert (exp / f).exists(), f
+    assert not (exp / "3.1.nnet").exists()  # job models removed after averaging
+    assert (recipe_copy / "data" / "train" / "cmvn.scp").exists()
+    log = (exp / "log" / "train.0.1.log").read_text()
+    assert log.startswith("# nnet-train-simple") and "# Ended (code 0)" in log
+
+    # A run killed after iteration 2: the last iterations are recomputed, earlier ones are not.
+    final_before = (exp / "final.nnet").read_bytes()
+    for f in ("3.nnet", "4.nnet", "final.nnet"):
+        (exp / f).unlink()
+    mtime_2 = os.path.getmtime(exp / "2.nnet")
+    p = run_recipe(recipe_copy, *args, "--stage", "4", "--linear-baseline", "false")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert os.path.getmtime(exp / "2.nnet") == mtime_2
+    assert "iteration 3 of 4" in p.stdout and "iteration 2 of 4" not in p.stdout
+    assert (exp / "final.nnet").read_bytes() == final_before  # same seeds: bitwise the same model

@@ -26,10 +26,15 @@ Momentum buffers live in one flat array laid out like the parameters; they are l
 from __future__ import annotations
 
 import dataclasses
+import logging
+
+import numpy as np
 
 from nnetavg.backend import get_array_module
 from nnetavg.nnet.components import AffineTransform, Component
 from nnetavg.nnet.network import Network
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -84,3 +89,134 @@ class SGD:
             norms = xp.sqrt((W * W).sum(axis=1))
             scale = xp.minimum(1.0, comp.max_norm / xp.maximum(norms, 1e-30))
             W *= scale[:, None]
+
+
+@dataclasses.dataclass
+class NGSGDOptions:
+    ngsgd_variant: str = dataclasses.field(default="online", metadata={"help": "online: Kaldi's online Fisher estimate (nnet2/nnet3); simple: from the other rows of each minibatch"})
+    rank_in: int = dataclasses.field(default=20, metadata={"help": "Rank of the input-side Fisher estimate"})
+    rank_out: int = dataclasses.field(default=80, metadata={"help": "Rank of the output-side Fisher estimate"})
+    update_period: int = dataclasses.field(default=4, metadata={"help": "Update the Fisher estimates every N minibatches (after the first 10)"})
+    num_samples_history: float = dataclasses.field(default=2000.0, metadata={"help": "Frames of memory of the Fisher estimates"})
+    alpha: float = dataclasses.field(default=4.0, metadata={"help": "Smoothing of the Fisher estimates with the identity"})
+    max_change_per_sample: float = dataclasses.field(default=0.075, metadata={"help": "Limit of lr * sum_i |x_i||g_i| per frame (0: none)"})
+
+
+class NGSGD(SGD):
+    """SGD whose affine-layer steps are natural-gradient preconditioned (nnet2's
+    ``AffineComponentPreconditionedOnline``, and ``AffineComponentPreconditioned`` for the simple
+    variant), see :mod:`nnetavg.train.natural_gradient`. Per affine layer and minibatch::
+
+        X_hat, gamma_in  = precondition_in([x, 1])      (bias jointly, via the ones column)
+        G_hat, gamma_out = precondition_out(dy)
+        scale = gamma_in * gamma_out
+        tot = lr * scale * sum_i |x_hat_i| |g_hat_i|;  f = min(1, max_change_per_sample * N / tot)
+        W -= lr * LearnRateCoef     * scale * f * G_hat^T X_hat[:, :D]
+        b -= lr * BiasLearnRateCoef * scale * f * G_hat^T X_hat[:, D]
+
+    then L2 and max-norm exactly as :class:`SGD`. With momentum the buffer accumulates the
+    preconditioned, limited direction ``scale * f * G_hat^T X_hat`` (nnet1's uncompensated
+    momentum on top of the natural gradient; Kaldi's NG recipes use none, and so do our defaults).
+
+    The output derivative ``dy`` is preconditioned in place (the back-propagation no longer needs
+    it at that point); the input gets a copy with the ones column. Fisher state is per job:
+    :meth:`state` / :meth:`load_state` carry it across iterations when asked (``--ng-state keep``).
+    """
+
+    def __init__(self, nnet: Network, opts: SGDOptions | None = None, ng: NGSGDOptions | None = None):
+        super().__init__(nnet, opts)
+        self.ng = ng or NGSGDOptions()
+        if self.ng.ngsgd_variant not in ("online", "simple"):
+            from nnetavg.errors import NnetavgError  # noqa: PLC0415
+            raise NnetavgError(f"--ngsgd-variant must be online or simple, not {self.ng.ngsgd_variant!r}")
+        from nnetavg.train import natural_gradient as ngmod  # noqa: PLC0415
+        self._ngmod = ngmod
+        self.pre: dict[int, tuple] = {}
+        if self.ng.ngsgd_variant == "online":
+            for i, c in enumerate(nnet.components):
+                if isinstance(c, AffineTransform):
+                    mk = lambda r: ngmod.OnlinePreconditioner(r, self.ng.update_period,  # noqa: E731
+                                                              self.ng.num_samples_history, self.ng.alpha)
+                    self.pre[i] = (mk(self.ng.rank_in), mk(self.ng.rank_out))
+        self._xe: dict[tuple[int, int], object] = {}
+        self.limited = 0
+
+    def _with_ones(self, index: int, x):
+        xp = get_array_module(x)
+        key = (index, x.shape[0])
+        buf = self._xe.get(key)
+        if buf is None:
+            buf = self._xe[key] = xp.empty((x.shape[0], x.shape[1] + 1), dtype=x.dtype)
+        buf[:, :-1] = x
+        buf[:, -1] = 1.0
+        return buf
+
+    def _update_affine(self, index: int, comp: AffineTransform, x, dy, learn_rate: float) -> None:
+        xp = get_array_module(x)
+        W, b = comp.params["linearity"], comp.params["bias"]
+        n, din = x.shape
+        xe = self._with_ones(index, x)
+        if self.ng.ngsgd_variant == "online":
+            pin, pout = self.pre[index]
+            g_in = pin.precondition(xe)
+            g_out = pout.precondition(dy)
+            xh, gh = xe, dy
+        else:
+            xh, g_in = self._ngmod.precondition_simple(xe, self.ng.alpha)
+            gh, g_out = self._ngmod.precondition_simple(dy, self.ng.alpha)
+        scale = g_in * g_out
+        lr, lr_b = learn_rate * comp.lr_coef, learn_rate * comp.bias_lr_coef
+        if self.ng.max_change_per_sample > 0 and lr:
+            row_prod = xp.sqrt((xh * xh).sum(axis=1) * (gh * gh).sum(axis=1))
+            tot = lr * scale * float(row_prod.sum())
+            limit = self.ng.max_change_per_sample * n
+            if tot > limit:
+                scale *= limit / tot
+                self.limited += 1
+                if self.limited <= 10:
+                    log.info("natural gradient: limiting the step of component %d by a factor %.3g "
+                             "(max-change-per-sample)", index + 1, limit / tot)
+        if self.opts.l2_penalty and lr:
+            W *= 1.0 - lr * self.opts.l2_penalty * n
+        if self._corr is None:
+            if lr:
+                W -= gh.T @ (xh[:, :din] * (lr * scale)) if din <= gh.shape[1] else (gh * (lr * scale)).T @ xh[:, :din]
+            if lr_b:
+                b -= (lr_b * scale) * (gh.T @ xh[:, din])
+        else:
+            cW, cb = self._corr[index]["linearity"], self._corr[index]["bias"]
+            cW *= self.opts.momentum
+            cW += (gh * scale).T @ xh[:, :din]
+            cb *= self.opts.momentum
+            cb += scale * (gh.T @ xh[:, din])
+            if lr:
+                W -= lr * cW
+            if lr_b:
+                b -= lr_b * cb
+        if comp.max_norm > 0:
+            norms = xp.sqrt((W * W).sum(axis=1))
+            W *= xp.minimum(1.0, comp.max_norm / xp.maximum(norms, 1e-30))[:, None]
+
+    # -- Fisher state across iterations (--ng-state keep)
+    def state(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i, sides in self.pre.items():
+            for side, p in zip(("in", "out"), sides):
+                for k, v in p.state().items():
+                    out[f"{i}.{side}.{k}"] = v
+        return out
+
+    def load_state(self, state: dict) -> None:
+        from nnetavg.errors import NnetavgError  # noqa: PLC0415
+        xp = self.nnet.xp
+        for i, sides in self.pre.items():
+            for side, p in zip(("in", "out"), sides):
+                prefix = f"{i}.{side}."
+                part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+                if "t" not in part:
+                    raise NnetavgError(f"natural-gradient state has nothing for component {i + 1} ({side})")
+                if int(part["t"]) and part["W"].shape[1] != (self.nnet.components[i].input_dim + 1 if side == "in"
+                                                            else self.nnet.components[i].output_dim):
+                    raise NnetavgError(f"natural-gradient state of component {i + 1} ({side}) has dim "
+                                       f"{part['W'].shape[1]}, which does not fit the network")
+                p.load_state(part, xp)

@@ -1,0 +1,49 @@
+"""What the trainer commands share: their arguments and options, and the run itself."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from nnetavg.backend import device_xp
+from nnetavg.bin._common import binary_option, dataclass_options, fail, use_gpu_option
+from nnetavg.data.utterances import DataStats
+from nnetavg.io.nnet1 import read_nnet, write_nnet
+from nnetavg.log import kv
+from nnetavg.train.optim import SGDOptions
+from nnetavg.train.trainer import Trainer, TrainOptions
+
+log = logging.getLogger("nnetavg.bin")
+
+
+def trainer_arguments(f):
+    """Options and positional arguments of every trainer command (declared once)."""
+    for deco in reversed([
+        use_gpu_option, binary_option, dataclass_options(TrainOptions), dataclass_options(SGDOptions),
+        click.option("--feature-transform", type=str, default="", help="nnet1 network applied to each utterance first"),
+        click.argument("model_in"), click.argument("feats_rspecifier"), click.argument("ali_rspecifier"),
+        click.argument("model_out"),
+    ]):
+        f = deco(f)
+    return f
+
+
+def run_training(model_in: str, feats_rspecifier: str, ali_rspecifier: str, model_out: str, feature_transform: str,
+                 binary: bool, opts: TrainOptions, make_optimizer, after_pass=None) -> None:
+    """Reads the model, makes the optimizer (``make_optimizer(nnet)``), runs one pass, writes the
+    model (only when frames were trained and nothing diverged), then ``after_pass(optimizer)``."""
+    nnet = read_nnet(model_in, xp=device_xp())
+    transform = read_nnet(feature_transform) if feature_transform else None
+    optimizer = make_optimizer(nnet)
+    trainer = Trainer(nnet, optimizer, opts)
+    data = DataStats()
+    stats = trainer.train_pass(feats_rspecifier, ali_rspecifier, transform, data)
+    log.info("data %s", data.summary())
+    if stats.frames == 0:
+        fail(f"no frames were trained on ({data.utterances} usable utterances, fewer frames than "
+             f"--minibatch-size={opts.minibatch_size}?); {model_out} not written")
+    write_nnet(nnet, model_out, binary=binary)
+    if after_pass is not None:
+        after_pass(optimizer)
+    log.info("done %s %s", kv(minibatches=stats.minibatches, learn_rate=opts.learn_rate), stats.figures())

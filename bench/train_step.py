@@ -5,12 +5,16 @@ Usage:  .venv/bin/python bench/train_step.py [--dims 440-6x2048-8806] [--minibat
 e.g.:   .venv/bin/python bench/train_step.py --dims 440-2x512-48 --steps 20
 
 For each minibatch size it times:
-* ours:  one full SGD step of nnet-train-simple's loop (forward, softmax + cross-entropy,
+* sgd:   one full SGD step of nnet-train-simple's loop (forward, softmax + cross-entropy,
          backward, in-place updates), on the backend's arrays;
+* ngsgd: the same step with online natural-gradient updates (nnet-train-ngsgd's defaults), timed
+         over whole update periods after the first 10 minibatches (which all update the Fisher
+         estimates), so Fisher updates are counted at their steady-state rate;
 * gemm:  the same matrix products done with the backend alone on preallocated arrays -- forward
          x W^T per affine layer, input derivatives dy W for all layers but the first, gradients
          dy^T x for all layers -- which is what the step cannot go below;
-and prints frames/s for both and the fraction gemm/ours (1.0 = nothing but the GEMMs).
+and prints frames/s for each, the fraction gemm/sgd (1.0 = nothing but the GEMMs) and the
+natural-gradient overhead ngsgd/sgd - 1.
 Writes bench/RESULTS-train_step.md with the machine, versions and the command.
 """
 
@@ -29,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from nnetavg.backend import select_device  # noqa: E402
 from nnetavg.nnet.network import Network  # noqa: E402
 from nnetavg.nnet.proto import init_from_proto, make_proto  # noqa: E402
-from nnetavg.train.optim import SGD  # noqa: E402
+from nnetavg.train.optim import NGSGD, SGD  # noqa: E402
 from nnetavg.train.trainer import Trainer, TrainOptions  # noqa: E402
 
 
@@ -40,21 +44,11 @@ def parse_dims(s: str) -> tuple[int, int, int, int]:
     return int(inp), int(n), int(h), int(out)
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dims", default="440-6x2048-8806")
     ap.add_argument("--minibatch", type=int, nargs="+", default=[256, 1024])
-    ap.add_argument("--steps", type=int, default=5, help="timed repetitions (median reported)")
+    ap.add_argument("--steps", type=int, default=5, help="timed blocks of 4 steps each, interleaved (medians reported)")
     ap.add_argument("--use-gpu", default="no")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS-train_step.md"))
     a = ap.parse_args()
@@ -68,12 +62,12 @@ def main() -> int:
     for mb in a.minibatch:
         x = rng.standard_normal((mb, d_in)).astype(np.float32)
         t = rng.integers(0, d_out, mb).astype(np.int32)
-        trainer = Trainer(net, SGD(net), TrainOptions(learn_rate=1e-5, minibatch_size=mb))
-
-        def step():
-            trainer.step(x, t)
-            sync()
-        t_step = best_time(step, a.steps)
+        sgd = Trainer(net, SGD(net), TrainOptions(learn_rate=1e-5, minibatch_size=mb))
+        ng_net = net.copy()
+        ng = Trainer(ng_net, NGSGD(ng_net), TrainOptions(learn_rate=1e-5, minibatch_size=mb))
+        for _ in range(11):  # past the initial Fisher updates: t = 11, the next update at t = 14
+            ng.step(x, t)
+        period = ng.optimizer.ng.update_period
 
         acts = [xp.asarray(rng.standard_normal((mb, d)).astype(np.float32)) for d in dims]
         Ws = [xp.asarray(rng.standard_normal((o, i)).astype(np.float32)) for i, o in zip(dims[:-1], dims[1:])]
@@ -88,19 +82,37 @@ def main() -> int:
                 xp.matmul(outs[i].T, acts[i], out=grads[i])
                 if i > 0:
                     xp.matmul(outs[i], Ws[i], out=dxs[i])
+
+        def block(fn):
+            """Seconds per step over one NG update period (``period`` steps)."""
             sync()
-        t_gemm = best_time(gemms, a.steps)
+            t0 = time.perf_counter()
+            for _ in range(period):
+                fn()
+            sync()
+            return (time.perf_counter() - t0) / period
+
+        # Interleaved blocks, so drift and noise of a shared machine hit all three alike.
+        blocks = [(block(lambda: sgd.step(x, t)), block(lambda: ng.step(x, t)), block(gemms))
+                  for _ in range(a.steps)]
+        t_step, t_ng, t_gemm = (float(np.median([b[k] for b in blocks])) for k in range(3))
+        overhead = float(np.median([b[1] / b[0] for b in blocks])) - 1
+        del ng, ng_net, sgd
         flops = 2 * mb * sum(i * o for i, o in zip(dims[:-1], dims[1:])) * 3 - 2 * mb * dims[0] * dims[1]
-        rows.append((mb, mb / t_step, mb / t_gemm, t_gemm / t_step, flops / t_gemm / 1e9, t_step * 1e3, t_gemm * 1e3))
+        rows.append((mb, mb / t_step, mb / t_ng, mb / t_gemm, t_gemm / t_step, overhead,
+                     flops / t_gemm / 1e9, t_step * 1e3, t_ng * 1e3, t_gemm * 1e3))
 
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    head = (f"| minibatch | ours frames/s | GEMM-only frames/s | fraction of GEMM bound | GEMM GFLOP/s | "
-            f"step ms | GEMM ms |\n|---|---|---|---|---|---|---|")
-    lines = [f"| {mb} | {fo:,.0f} | {fg:,.0f} | {fr:.2f} | {gf:.0f} | {ts:.1f} | {tg:.1f} |"
-             for mb, fo, fg, fr, gf, ts, tg in rows]
-    info = (f"network {a.dims} sigmoid ({net.num_params:,} parameters, float32), plain SGD, "
+    head = ("| minibatch | SGD frames/s | NG-SGD frames/s | GEMM-only frames/s | SGD fraction of GEMM bound | "
+            "NG-SGD overhead | GEMM GFLOP/s | SGD step ms | NG-SGD step ms | GEMM ms |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
+    lines = [f"| {mb} | {fo:,.0f} | {fn:,.0f} | {fg:,.0f} | {fr:.2f} | {ov:+.1%} | {gf:.0f} | {ts:.1f} | {tn:.1f} | {tg:.1f} |"
+             for mb, fo, fn, fg, fr, ov, gf, ts, tn, tg in rows]
+    info = (f"network {a.dims} sigmoid ({net.num_params:,} parameters, float32), SGD and online NG-SGD "
+            f"(rank 20/80, update period 4), "
             f"backend {'cupy' if xp is not np else 'numpy'} {xp.__version__}, python {platform.python_version()}, "
-            f"{platform.machine()} {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={threads}, median of {a.steps} steps")
+            f"{platform.machine()} {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={threads}, medians of {a.steps} "
+            f"interleaved blocks of 4 steps; overhead = median of the per-block ratios")
     table = "\n".join([head] + lines)
     print(info)
     print(table)

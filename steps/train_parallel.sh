@@ -25,7 +25,9 @@ randomizer_size=32768
 seed=777                     # randomizer seed of iteration 0 (iteration x uses seed + x)
 momentum=0.0
 l2_penalty=0.0
-optimizer=sgd                # sgd (natural gradient comes with nnet-train-ngsgd)
+optimizer=sgd                # sgd | ngsgd (natural gradient: nnet-train-ngsgd)
+ng_state=reset               # ngsgd: reset the Fisher estimates every iteration (Kaldi) or keep them
+                             # per job across iterations (saved as ng/ITER.JOB.npz beside the models)
 use_gpu=no
 train_opts=""                # extra options for the trainer
 keep_job_models=false        # keep ITER.JOB.nnet after averaging
@@ -35,7 +37,7 @@ stage=0                      # first iteration to run (earlier finished ones are
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --num-iters 8 --initial-learning-rate 0.008 egs exp/dnn/0.nnet exp/dnn
 Options: --cmd, --num-iters, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
-  --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --use-gpu,
+  --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --ng-state, --use-gpu,
   --train-opts, --keep-job-models, --stage"
 . "$(dirname "$0")/parse_options.sh"
 
@@ -48,8 +50,10 @@ for f in "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train
 done
 case $optimizer in
   sgd) trainer=nnet-train-simple ;;
-  *) echo "$0: --optimizer $optimizer is not available (sgd)" >&2; exit 1 ;;
+  ngsgd) trainer=nnet-train-ngsgd ;;
+  *) echo "$0: --optimizer must be sgd or ngsgd, not $optimizer" >&2; exit 1 ;;
 esac
+case $ng_state in reset|keep) ;; *) echo "$0: --ng-state must be reset or keep" >&2; exit 1 ;; esac
 
 nj=$(cat "$egs/info/num_archives")
 mkdir -p "$dir/log"
@@ -70,17 +74,24 @@ echo "$0: iteration 0: CV $(cv_prob 0)"
 for ((x = 0; x < num_iters; x++)); do
   next=$((x + 1))
   if [ $x -lt "$stage" ] || [ -f "$dir/$next.nnet" ]; then continue; fi
+  state_opts=()
+  if [ "$optimizer" = ngsgd ] && [ "$ng_state" = keep ]; then
+    mkdir -p "$dir/ng"
+    [ $x -gt 0 ] && state_opts+=(--ng-state-in="$dir/ng/$x.JOB.npz")
+    state_opts+=(--ng-state-out="$dir/ng/$next.JOB.npz")
+  fi
   lr=$(nnet-learning-rate --initial="$initial_learning_rate" --final="$final_learning_rate" 2>>"$dir/log/learning_rate.log" \
          --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" "$x" "$num_iters")
   $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" $trainer --use-gpu="$use_gpu" \
     --learn-rate="$lr" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
-    --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts \
+    --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts "${state_opts[@]}" \
     --feature-transform="$transform" "$dir/$x.nnet" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" \
     "$dir/$x.JOB.nnet"
   models=()
   for ((j = 1; j <= nj; j++)); do models+=("$dir/$x.$j.nnet"); done
   $cmd "$dir/log/average.$x.log" nnet-average "${models[@]}" "$dir/$next.nnet"
   [ "$keep_job_models" = true ] || rm -f "${models[@]}"
+  rm -f "$dir/ng/$x".*.npz
   echo "$0: iteration $next of $num_iters: job-learning-rate=$lr CV $(cv_prob $next)" | tee -a "$dir/cv_progress"
 done
 

@@ -56,3 +56,23 @@ def test_tiny_recipe_end_to_end_and_resume(recipe_copy):
     assert os.path.getmtime(exp / "2.nnet") == mtime_2
     assert "iteration 3 of 4" in p.stdout and "iteration 2 of 4" not in p.stdout
     assert (exp / "final.nnet").read_bytes() == final_before  # same seeds: bitwise the same model
+
+
+@pytest.mark.slow
+def test_ngsgd_keep_state_through_train_parallel(recipe_copy):
+    """Natural gradient with the Fisher state kept per job across iterations (uses the egs of the
+    end-to-end test above when it ran first; makes them otherwise)."""
+    if not (recipe_copy / "egs" / "info" / "num_archives").exists():
+        p = run_recipe(recipe_copy, "--preset", "tiny", "--stop-stage", "3")
+        assert p.returncode == 0, p.stdout + p.stderr
+    env = dict(os.environ, PATH=os.path.dirname(os.path.realpath(shutil.which("nnet-init"))) + ":" + os.environ["PATH"])
+    p = subprocess.run(["bash", "steps/train_parallel.sh", "--num-iters", "2", "--optimizer", "ngsgd", "--ng-state",
+                        "keep", "egs", "exp/dnn/0.nnet", "exp/ng"], cwd=recipe_copy, capture_output=True, text=True,
+                       env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    ng = recipe_copy / "exp" / "ng"
+    assert sorted(f.name for f in (ng / "ng").iterdir()) == [f"2.{j}.npz" for j in range(1, 5)]
+    assert "--ng-state-in=" in (ng / "log" / "train.1.3.log").read_text()
+    assert (ng / "final.nnet").exists()
+    acc = float(re.search(r"final CV .*frame-accuracy=([0-9.]+)", p.stdout).group(1))
+    assert acc > 2 / 24

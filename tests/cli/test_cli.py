@@ -10,7 +10,7 @@ from nnetavg.io.nnet1 import read_nnet
 from nnetavg.io.tables import INT_VECTOR, MATRIX, TableWriter
 from tests.conftest import make_labelled_data, run_cmd
 
-COMMANDS = ["nnet-init", "nnet-info", "nnet-copy", "nnet-concat", "nnet-average", "nnet-train-simple",
+COMMANDS = ["nnet-init", "nnet-info", "nnet-copy", "nnet-concat", "nnet-average", "nnet-train-simple", "nnet-train-ngsgd",
             "nnet-compute-prob", "nnet-learning-rate", "nnet-split-data", "nnet-copy-egs", "make-feature-transform",
             "compute-cmvn-stats", "apply-cmvn", "analyze-counts", "copy-feats", "run.pl"]
 
@@ -178,3 +178,23 @@ def test_cmvn_tools_round_trip(tmp_path):
     run_cmd(["compute-cmvn-stats", f"scp:{feats}", f"{tmp_path}/global.stats"])
     from nnetavg.io.tables import read_single
     assert read_single(f"{tmp_path}/global.stats").shape == (2, 4)
+
+
+def test_ngsgd_state_out_and_in(setup):
+    tmp, feats, ali, ft, model = setup
+    base = ["nnet-train-ngsgd", "--minibatch-size=16", "--randomizer-size=64", f"--feature-transform={ft}"]
+    run_cmd(base + [f"--ng-state-out={tmp}/s1.npz", model, f"scp:{feats}", f"ark:{ali}", str(tmp / "1.nnet")])
+    with np.load(tmp / "s1.npz") as z:
+        keys = set(z.files)
+        assert {"0.in.W", "0.out.W", "2.in.d", "2.out.rho"} <= keys and int(z["0.in.t"]) > 10
+    p = run_cmd(base + [f"--ng-state-in={tmp}/s1.npz", f"--ng-state-out={tmp}/s2.npz", str(tmp / "1.nnet"),
+                        f"scp:{feats}", f"ark:{ali}", str(tmp / "2.nnet")])
+    with np.load(tmp / "s1.npz") as a, np.load(tmp / "s2.npz") as b:
+        assert int(b["0.in.t"]) > int(a["0.in.t"])  # the estimate continued
+    assert "done" in p.stderr
+    p = run_cmd(base + [f"--ng-state-in={tmp}/none.npz", model, f"scp:{feats}", f"ark:{ali}", str(tmp / "3.nnet")],
+                check=False)
+    one_error_line(p, "cannot read natural-gradient state", "none.npz")
+    assert not (tmp / "3.nnet").exists()
+    p = run_cmd(base + ["--ngsgd-variant=fancy", model, f"scp:{feats}", f"ark:{ali}", str(tmp / "4.nnet")], check=False)
+    one_error_line(p, "online or simple")

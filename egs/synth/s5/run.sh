@@ -20,13 +20,16 @@ nonlinearity=sigmoid
 initial_learning_rate=0.008
 final_learning_rate=0.0008
 minibatch_size=256
+optimizer=sgd         # sgd | ngsgd
+ng_state=reset        # ngsgd: reset | keep the Fisher estimates across iterations
 linear_baseline=true  # also train a linear (softmax regression) model the same way
 data=data
 egs=egs
 exp=exp
 
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large] [--nj N] [--num-iters N]
-  [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--linear-baseline true|false]"
+  [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--optimizer sgd|ngsgd]
+  [--ng-state reset|keep] [--linear-baseline true|false] [--data DIR --egs DIR --exp DIR]"
 . ./cmd.sh
 . ./path.sh
 . steps/parse_options.sh
@@ -65,10 +68,11 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 train_opts=(--cmd "$train_cmd" --num-iters $num_iters --minibatch-size $minibatch_size
-            --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate)
+            --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate
+            --optimizer $optimizer --ng-state $ng_state)
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: train: $exp/dnn/0.nnet, $nj jobs with file averaging, $num_iters iterations -> $exp/dnn/final.nnet"
+  log "Stage 4: train: $exp/dnn/0.nnet, $optimizer, $nj jobs with file averaging, $num_iters iterations -> $exp/dnn/final.nnet"
   steps/train_parallel.sh "${train_opts[@]}" $egs $exp/dnn/0.nnet $exp/dnn
 fi
 

@@ -103,12 +103,17 @@ def check_utterance(key: str, feats: np.ndarray, ali: np.ndarray | None, feats_n
 
 def labelled_utterances(feats_rspecifier: str, ali_rspecifier: str, num_pdfs: int, input_dim: int,
                         feature_transform: Network | None, stats: DataStats,
-                        length_tolerance: int = 5) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+                        length_tolerance: int = 5, shard: tuple[int, int] = (0, 1)
+                        ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """``shard = (i, n)`` keeps the utterances whose position in the table is i modulo n (so n
+    ranks can share one table)."""
     alis = RandomAccessReader(ali_rspecifier, INT_VECTOR)
     warn = Warner()
     want_dim = feature_transform.input_dim if feature_transform is not None else input_dim
     owner = "the feature transform" if feature_transform is not None else "the network"
-    for key, feats in SequentialReader(feats_rspecifier):
+    for pos, (key, feats) in enumerate(SequentialReader(feats_rspecifier)):
+        if pos % shard[1] != shard[0]:
+            continue
         checked = check_utterance(key, feats, alis.get(key), feats_rspecifier, ali_rspecifier, num_pdfs,
                                   want_dim, stats, warn, length_tolerance, owner)
         if checked is None:

@@ -120,7 +120,8 @@ class Network:
 
         For every updatable component ``on_update(index, component, x, y, dy)`` is called after
         that component's input derivative has been computed with the parameters as they were,
-        as nnet1 does, so the callback may update the parameters in place.
+        as nnet1 does, so the callback may update the parameters in place, and may overwrite
+        ``dy`` (nothing reads it afterwards) but not ``x`` (the next component down needs it).
         """
         for i in range(len(self.components) - 1, -1, -1):
             comp = self.components[i]

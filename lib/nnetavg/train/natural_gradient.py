@@ -147,6 +147,7 @@ class OnlinePreconditioner:
         self.rho = 0.0
         self.t = 0
         self.dim = 0
+        self._scratch = None   # N x D buffer for H W, reused: no fresh large allocation per call
 
     # ------------------------------------------------------------------ helpers
     def eta(self, num_rows: int) -> float:
@@ -210,12 +211,21 @@ class OnlinePreconditioner:
             return 1.0
         return math.sqrt(tr_before / tr_after)                                            # (6)
 
+    def _subtract_hw(self, X, H, W) -> None:
+        """X -= H W, through a reused scratch buffer."""
+        xp = get_array_module(X)
+        buf = self._scratch
+        if buf is None or buf.shape != X.shape or buf.dtype != X.dtype or get_array_module(buf) is not xp:
+            buf = self._scratch = xp.empty_like(X)
+        xp.matmul(H, W, out=buf)
+        X -= buf
+
     def _precondition_internal(self, X, tr_x: float, updating: bool) -> None:
         xp = get_array_module(X)
         W = self.W if self.W.dtype == X.dtype else self.W.astype(X.dtype)
         H = X @ W.T                                                                        # (5)
         if not updating:
-            X -= H @ W
+            self._subtract_hw(X, H, W)
             return
         N, D = X.shape
         R = self.rank
@@ -242,7 +252,7 @@ class OnlinePreconditioner:
         if np.any(c < c_floor):
             must_reorth = True
             c = np.maximum(c, c_floor)
-        X -= H @ W                                                                         # (5)
+        self._subtract_hw(X, H, W)                                                         # (5)
         sqrt_c = np.sqrt(c)
         rho_new = (z1 * tr_x + z2 * (D * rho + float(d.sum())) - float(sqrt_c.sum())) / (D - R)   # (10)
         floor = max(EPSILON, DELTA * float(sqrt_c.max()))
@@ -278,6 +288,14 @@ class OnlinePreconditioner:
         return xp.asarray(M.astype(W.dtype)) @ W
 
     # ------------------------------------------------------------------ state
+    def __deepcopy__(self, memo):
+        import copy  # noqa: PLC0415
+        new = copy.copy(self)
+        new.W = None if self.W is None else self.W.copy()
+        new.d = None if self.d is None else self.d.copy()
+        new._scratch = None
+        return new
+
     def state(self) -> dict[str, np.ndarray]:
         if self.W is None:
             return {"t": np.array(0)}

@@ -71,10 +71,14 @@ class SGD:
         if self.opts.l2_penalty and lr:
             W *= 1.0 - lr * self.opts.l2_penalty * n                       # (3)
         if self._corr is None:
+            # dy is ours to overwrite (back-propagation is past this layer): scale it in place.
             if lr:
-                W -= (dy * lr).T @ x if dy.shape[1] <= x.shape[1] else dy.T @ (x * lr)   # (1), (4)
-            if lr_b:
-                b -= lr_b * dy.sum(axis=0)                                  # (2), (4)
+                dy *= lr
+                W -= dy.T @ x                                               # (1), (4)
+                if lr_b:
+                    b -= (lr_b / lr) * dy.sum(axis=0)                       # (2), (4)
+            elif lr_b:
+                b -= lr_b * dy.sum(axis=0)
         else:
             cW, cb = self._corr[index]["linearity"], self._corr[index]["bias"]
             cW *= self.opts.momentum
@@ -118,8 +122,8 @@ class NGSGD(SGD):
     preconditioned, limited direction ``scale * f * G_hat^T X_hat`` (nnet1's uncompensated
     momentum on top of the natural gradient; Kaldi's NG recipes use none, and so do our defaults).
 
-    The output derivative ``dy`` is preconditioned in place (the back-propagation no longer needs
-    it at that point); the input gets a copy with the ones column. Fisher state is per job:
+    The output derivative ``dy`` is preconditioned and scaled in place (the back-propagation no
+    longer needs it at that point); the input gets a copy with the ones column. Fisher state is per job:
     :meth:`state` / :meth:`load_state` carry it across iterations when asked (``--ng-state keep``).
     """
 
@@ -167,7 +171,7 @@ class NGSGD(SGD):
         scale = g_in * g_out
         lr, lr_b = learn_rate * comp.lr_coef, learn_rate * comp.bias_lr_coef
         if self.ng.max_change_per_sample > 0 and lr:
-            row_prod = xp.sqrt((xh * xh).sum(axis=1) * (gh * gh).sum(axis=1))
+            row_prod = xp.sqrt(xp.einsum("ij,ij->i", xh, xh) * xp.einsum("ij,ij->i", gh, gh))
             tot = lr * scale * float(row_prod.sum())
             limit = self.ng.max_change_per_sample * n
             if tot > limit:
@@ -180,8 +184,11 @@ class NGSGD(SGD):
             W *= 1.0 - lr * self.opts.l2_penalty * n
         if self._corr is None:
             if lr:
-                W -= gh.T @ (xh[:, :din] * (lr * scale)) if din <= gh.shape[1] else (gh * (lr * scale)).T @ xh[:, :din]
-            if lr_b:
+                gh *= lr * scale                      # dy is ours to overwrite: no scaled copy
+                W -= gh.T @ xh[:, :din]
+                if lr_b:
+                    b -= (lr_b / lr) * (gh.T @ xh[:, din])
+            elif lr_b:
                 b -= (lr_b * scale) * (gh.T @ xh[:, din])
         else:
             cW, cb = self._corr[index]["linearity"], self._corr[index]["bias"]

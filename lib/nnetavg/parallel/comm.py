@@ -1,0 +1,179 @@
+"""The one wrapper around MPI (mpi4py): the communicator and the mixing patterns.
+
+With one process everything is a no-op, so the same trainer runs with and without ``mpiexec``.
+All mixing works on one flat contiguous parameter buffer (:attr:`Network.params`), so a mix is
+one collective (or one Sendrecv) with no packing copies.
+
+Mixing patterns, for N ranks with parameter vectors x_i (round t counts mixes, from 0):
+
+* **all-reduce**: ``x_i <- (1/N) sum_j x_j`` (in-place ``MPI_Allreduce`` then a scale). Exact.
+* **butterfly** (Zhao & Canny 2013): partner ``p = i XOR 2^(t mod log2 N)``;
+  ``x_i <- (x_i + x_p) / 2`` with one ``Sendrecv`` of the whole model. ``log2 N`` consecutive
+  rounds without local updates give the exact mean (recursive doubling). N must be a power of two
+  (an error otherwise: use all-reduce or ring).
+* **ring**: send to the right neighbour ``i+1``, receive from the left ``i-1`` (one ``Sendrecv``);
+  ``x_i <- (x_i + x_{i-1}) / 2``. One message of S bytes per rank and round; consensus is slow
+  (O(N^2) rounds, literature.md section 3.2) but each round is as cheap as a butterfly round. With
+  N = 2 it is the pair average.
+
+CuPy buffers are staged through a host buffer unless ``cuda_aware`` is set (then mpi4py hands
+device pointers to a CUDA-aware MPI directly).
+
+Failures: :meth:`Communicator.abort` ends every rank (``MPI_Abort``), so one rank's exception never
+leaves the others waiting in a collective.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from nnetavg.backend import get_array_module, to_numpy
+from nnetavg.errors import NnetavgError
+
+log = logging.getLogger(__name__)
+
+MIXING_CHOICES = ("allreduce", "butterfly", "ring")
+
+
+class Communicator:
+    def __init__(self, cuda_aware: bool = False):
+        from mpi4py import MPI  # noqa: PLC0415  (the only import of mpi4py in nnetavg)
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD
+        self.size = self.comm.Get_size()
+        self.rank = self.comm.Get_rank()
+        self.cuda_aware = cuda_aware
+        self.seconds = 0.0        # time spent in mixing and collectives
+        self.mixes = 0
+        self._recv = None
+        self._host = None
+
+    # ------------------------------------------------------------------ small collectives
+    def allreduce_sum(self, values) -> np.ndarray:
+        a = np.asarray(values, dtype=np.float64).reshape(-1).copy()
+        if self.size > 1:
+            self.comm.Allreduce(self.MPI.IN_PLACE, a, op=self.MPI.SUM)
+        return a
+
+    def bcast_array(self, buf, root: int = 0) -> None:
+        if self.size > 1:
+            host = self._stage_out(buf)
+            self.comm.Bcast(host, root=root)
+            self._stage_in(buf, host)
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            self.comm.Barrier()
+
+    def abort(self, code: int = 1) -> None:
+        if self.size > 1:
+            self.comm.Abort(code)
+
+    # ------------------------------------------------------------------ device staging
+    def _stage_out(self, buf):
+        if isinstance(buf, np.ndarray) or self.cuda_aware:
+            return buf
+        if self._host is None or self._host.shape != buf.shape:
+            self._host = np.empty(buf.shape, dtype=buf.dtype)
+        self._host[...] = to_numpy(buf)
+        return self._host
+
+    def _stage_in(self, buf, host) -> None:
+        if host is not buf:
+            buf[...] = get_array_module(buf).asarray(host)
+
+    def _recv_buffer(self, host):
+        xp = get_array_module(host)
+        if self._recv is None or self._recv.shape != host.shape or get_array_module(self._recv) is not xp:
+            self._recv = xp.empty_like(host)
+        return self._recv
+
+    # ------------------------------------------------------------------ mixing
+    def check_mixing(self, method: str) -> None:
+        if method not in MIXING_CHOICES:
+            raise NnetavgError(f"--mixing must be one of {'|'.join(MIXING_CHOICES)}, not {method!r}")
+        if method == "butterfly" and self.size & (self.size - 1):
+            raise NnetavgError(f"butterfly mixing needs a power-of-two number of ranks, not {self.size}; "
+                               f"use --mixing allreduce or ring")
+
+    def allreduce_mean(self, buf) -> None:
+        if self.size == 1:
+            return
+        host = self._stage_out(buf)
+        self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
+        host *= host.dtype.type(1.0 / self.size)
+        self._stage_in(buf, host)
+
+    def butterfly(self, buf, round_: int) -> None:
+        if self.size == 1:
+            return
+        stages = int(math.log2(self.size))
+        partner = self.rank ^ (1 << (round_ % stages))
+        self._pair_mix(buf, dest=partner, source=partner)
+
+    def ring(self, buf) -> None:
+        if self.size == 1:
+            return
+        self._pair_mix(buf, dest=(self.rank + 1) % self.size, source=(self.rank - 1) % self.size)
+
+    def _pair_mix(self, buf, dest: int, source: int) -> None:
+        host = self._stage_out(buf)
+        recv = self._recv_buffer(host)
+        self.comm.Sendrecv(host, dest=dest, sendtag=7, recvbuf=recv, source=source, recvtag=7)
+        host += recv
+        host *= host.dtype.type(0.5)
+        self._stage_in(buf, host)
+
+    def mix(self, buf, method: str) -> None:
+        """One mixing round of ``method`` on ``buf`` (in place); counts rounds and time."""
+        if self.size == 1:
+            return
+        t0 = time.perf_counter()
+        if method == "allreduce":
+            self.allreduce_mean(buf)
+        elif method == "butterfly":
+            self.butterfly(buf, self.mixes)
+        elif method == "ring":
+            self.ring(buf)
+        else:
+            raise NnetavgError(f"unknown mixing method {method!r}")
+        self.mixes += 1
+        self.seconds += time.perf_counter() - t0
+
+
+class PeriodicMixer:
+    """The trainer's after-minibatch hook (seam 3): mixes every ``every`` local minibatches.
+
+    Ranks may hold different numbers of minibatches, so every mix is preceded by a one-number
+    all-reduce of "still training" flags; a rank whose data has ended keeps taking part in the
+    mixes (:meth:`drain`) until every rank has ended, so no collective is left unmatched.
+    """
+
+    def __init__(self, comm: Communicator, method: str, every: int):
+        comm.check_mixing(method)
+        if every < 1:
+            raise NnetavgError(f"--average-every must be at least 1, not {every}")
+        self.comm, self.method, self.every = comm, method, every
+
+    def _round(self, buf, active: bool) -> int:
+        t0 = time.perf_counter()
+        n_active = int(self.comm.allreduce_sum([1.0 if active else 0.0])[0])
+        self.comm.seconds += time.perf_counter() - t0
+        if n_active:
+            self.comm.mix(buf, self.method)
+        return n_active
+
+    def __call__(self, minibatch: int, nnet) -> None:
+        if self.comm.size > 1 and minibatch % self.every == 0:
+            self._round(nnet.params, True)
+
+    def drain(self, nnet) -> None:
+        """After this rank's data: join the others' mixes until all are done."""
+        if self.comm.size == 1:
+            return
+        while self._round(nnet.params, False):
+            pass

@@ -1,0 +1,90 @@
+"""MPI mixing and training under a real mpiexec (the MPICH wheel), with 2 and 4 ranks."""
+
+import os
+import re
+import time
+
+import numpy as np
+import pytest
+
+from nnetavg.io.nnet1 import read_nnet
+from tests.conftest import BIN_DIR, make_labelled_data, run_cmd
+
+MPIEXEC = os.path.join(BIN_DIR, "mpiexec")
+HERE = os.path.dirname(os.path.abspath(__file__))
+pytestmark = pytest.mark.skipif(not os.path.exists(MPIEXEC), reason="no mpiexec beside the interpreter")
+
+
+def mpi(n, args, check=True, timeout=120):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(HERE)))
+    import subprocess
+    p = subprocess.run([MPIEXEC, "-n", str(n)] + args, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"mpiexec -n {n} {args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_mixing_patterns_match_closed_forms(n):
+    import sys
+    p = mpi(n, [sys.executable, os.path.join(HERE, "mpi_programs", "mixing_check.py")])
+    assert sorted(re.findall(r"rank (\d+) of \d+: mixing OK", p.stdout)) == [str(i) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def four_archives(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mpi")
+    for j in range(1, 5):
+        make_labelled_data(tmp, num_utts=25, seed=j, name=f"a{j}")
+    make_labelled_data(tmp, num_utts=12, seed=99, name="cv")
+    run_cmd(["nnet-init", "--input-dim=6", "--output-dim=5", "--hidden-layers=1", "--hidden-dim=24", f"{tmp}/0.nnet"])
+    return tmp
+
+
+def train_args(tmp, out, *extra):
+    return ["nnet-train-mpi", "--minibatch-size=32", "--randomizer-size=256", "--learn-rate=0.01",
+            "--final-learn-rate=0.002", "--num-epochs=3", "--average-every=2", f"--cv-feats=scp:{tmp}/cv/feats.scp",
+            f"--cv-ali=ark:{tmp}/cv/ali.ark", *extra, f"{tmp}/0.nnet", f"scp:{tmp}/aJOB/feats.scp",
+            f"ark:{tmp}/aJOB/ali.ark", str(out)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mixing,optimizer", [("allreduce", "sgd"), ("butterfly", "ngsgd"), ("ring", "sgd")])
+def test_four_rank_training_converges_and_ranks_agree(four_archives, mixing, optimizer):
+    tmp = four_archives
+    out = tmp / f"{mixing}.nnet"
+    p = mpi(4, train_args(tmp, out, "--world-size=4", f"--mixing={mixing}", f"--optimizer={optimizer}"))
+    epochs = re.findall(r"LOG \(nnet-train-mpi rank (\d)/4 .*epoch 3/3 .*cv-frame-accuracy=([0-9.]+).*params-sum=(\S+)",
+                        p.stderr)
+    assert sorted(r for r, _, _ in epochs) == ["0", "1", "2", "3"], p.stderr
+    assert len({s for _, _, s in epochs}) == 1  # identical parameters on every rank after the exact average
+    assert float(epochs[0][1]) > 0.8
+    assert "rank 3 of 4 reads scp:" in p.stderr and "/a4/feats.scp" in p.stderr
+    assert np.isclose(read_nnet(str(out)).params.astype(np.float64).sum(), float(epochs[0][2]), rtol=1e-6)
+
+
+def test_world_size_mismatch_and_butterfly_on_three(four_archives):
+    tmp = four_archives
+    p = mpi(2, train_args(tmp, tmp / "x.nnet", "--world-size=4"), check=False)
+    assert p.returncode != 0 and "MPI started 2 connected rank(s) but --world-size=4" in p.stderr
+    p = mpi(3, train_args(tmp, tmp / "y.nnet", "--mixing=butterfly"), check=False)
+    assert p.returncode != 0 and "power-of-two" in p.stderr
+    assert not (tmp / "x.nnet").exists() and not (tmp / "y.nnet").exists()
+
+
+def test_failing_rank_ends_the_job_quickly(four_archives):
+    """Rank 2 (JOB=3) reads a features table that does not exist while the others train and wait
+    for it in the next mix: the whole job must end, non-zero, within seconds."""
+    tmp = four_archives
+    os.makedirs(tmp / "f", exist_ok=True)
+    for j in (1, 2, 4):
+        if not (tmp / "f" / f"{j}.scp").exists():
+            os.symlink(tmp / f"a{j}" / "feats.scp", tmp / "f" / f"{j}.scp")
+    args = train_args(tmp, tmp / "z.nnet")
+    args[-3] = f"scp:{tmp}/f/JOB.scp"
+    t0 = time.time()
+    p = mpi(4, args, check=False, timeout=60)
+    assert p.returncode != 0
+    assert time.time() - t0 < 30
+    assert re.search(r"ERROR \(nnet-train-mpi rank 2/4 .*rank 2 failed: .*f/3.scp", p.stderr), p.stderr
+    assert not (tmp / "z.nnet").exists()

@@ -12,7 +12,8 @@ from tests.conftest import make_labelled_data, run_cmd
 
 COMMANDS = ["nnet-init", "nnet-info", "nnet-copy", "nnet-concat", "nnet-average", "nnet-train-simple", "nnet-train-ngsgd",
             "nnet-compute-prob", "nnet-learning-rate", "nnet-split-data", "nnet-copy-egs", "make-feature-transform",
-            "compute-cmvn-stats", "apply-cmvn", "analyze-counts", "copy-feats", "run.pl"]
+            "compute-cmvn-stats", "apply-cmvn", "analyze-counts", "copy-feats", "run.pl", "nnet-train-mpi",
+            "nnet-log-figures"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

@@ -20,6 +20,9 @@ nonlinearity=sigmoid
 initial_learning_rate=0.008
 final_learning_rate=0.0008
 minibatch_size=256
+parallel=files        # files: average model files between iterations; mpi: mix over MPI
+mixing=allreduce      # with --parallel mpi: allreduce | butterfly | ring
+average_every=10      # with --parallel mpi: mix every K minibatches
 optimizer=sgd         # sgd | ngsgd
 ng_state=reset        # ngsgd: reset | keep the Fisher estimates across iterations
 linear_baseline=true  # also train a linear (softmax regression) model the same way
@@ -29,7 +32,8 @@ exp=exp
 
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large] [--nj N] [--num-iters N]
   [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--optimizer sgd|ngsgd]
-  [--ng-state reset|keep] [--linear-baseline true|false] [--data DIR --egs DIR --exp DIR]"
+  [--ng-state reset|keep] [--parallel files|mpi] [--mixing allreduce|butterfly|ring] [--average-every K]
+  [--linear-baseline true|false] [--data DIR --egs DIR --exp DIR]"
 . ./cmd.sh
 . ./path.sh
 . steps/parse_options.sh
@@ -67,18 +71,23 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     --hidden-layers 0 --write-proto $exp/linear/nnet.proto $exp/linear/0.nnet
 fi
 
-train_opts=(--cmd "$train_cmd" --num-iters $num_iters --minibatch-size $minibatch_size
-            --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate
-            --optimizer $optimizer --ng-state $ng_state)
+common=(--minibatch-size $minibatch_size --optimizer $optimizer
+        --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate)
+if [ $parallel = mpi ]; then
+  train=(steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters --mixing $mixing
+         --average-every $average_every "${common[@]}")
+else
+  train=(steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters --ng-state $ng_state "${common[@]}")
+fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: train: $exp/dnn/0.nnet, $optimizer, $nj jobs with file averaging, $num_iters iterations -> $exp/dnn/final.nnet"
-  steps/train_parallel.sh "${train_opts[@]}" $egs $exp/dnn/0.nnet $exp/dnn
+  log "Stage 4: train: $exp/dnn/0.nnet, $optimizer, $nj jobs, averaging through $parallel, $num_iters epochs -> $exp/dnn/final.nnet"
+  "${train[@]}" $egs $exp/dnn/0.nnet $exp/dnn
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ $linear_baseline = true ]; then
   log "Stage 5: baseline: linear model, same data, same training -> $exp/linear/final.nnet"
-  steps/train_parallel.sh "${train_opts[@]}" $egs $exp/linear/0.nnet $exp/linear
+  "${train[@]}" $egs $exp/linear/0.nnet $exp/linear
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then

@@ -47,18 +47,14 @@ for r in "${runs[@]}"; do
 done
 
 {
-  echo "| optimizer | jobs | NG state | CV frame accuracy | CV cross-entropy | best CV accuracy (iteration) | wall s |"
+  echo "| optimizer | jobs | NG state | CV frame accuracy | CV cross-entropy | best CV accuracy of any iteration | wall s |"
   echo "|---|---|---|---|---|---|---|"
   for r in "${runs[@]}"; do
     set -- $r; opt=$1; nj=$2; state=$3
     name=${opt}_nj${nj}$([ $opt = ngsgd ] && echo _$state || true)
-    final=$(grep '^cross-entropy=' $dir/$name/log/compute_prob_cv.$num_iters.log | tail -n 1)
-    acc=$(echo "$final" | sed 's/.*frame-accuracy=\([0-9.]*\).*/\1/')
-    ce=$(echo "$final" | sed 's/cross-entropy=\([0-9.]*\).*/\1/')
-    best=$(for i in $(seq 1 $num_iters); do
-             grep '^cross-entropy=' $dir/$name/log/compute_prob_cv.$i.log | sed "s/.*frame-accuracy=\([0-9.]*\).*/\1 $i/"
-           done | sort -g | tail -n 1)
-    echo "| $opt | $nj | $([ $opt = ngsgd ] && echo $state || echo -) | $acc | $ce | ${best% *} (${best#* }) | $(cat $dir/$name/seconds) |"
+    figs=$(nnet-log-figures --last frame-accuracy,cross-entropy --max frame-accuracy \
+             $(for i in $(seq 1 $num_iters); do echo $dir/$name/log/compute_prob_cv.$i.log; done) 2>/dev/null)
+    echo "| $opt | $nj | $([ $opt = ngsgd ] && echo $state || echo -) | $figs | $(cat $dir/$name/seconds) |"
   done
 } > $dir/results.md
 cat $dir/results.md

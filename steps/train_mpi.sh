@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Data-parallel training over MPI: one rank per training archive, the ranks' models mixed every K
+# minibatches (all-reduce, butterfly or ring), an exact average and a CV evaluation after every
+# epoch, exponential learning-rate decay over the epochs (x number of ranks unless told otherwise).
+#
+# The launcher comes from --mpi-cmd (cmd.sh sets mpi_cmd): "mpiexec" (the MPICH wheel installed
+# with nnetavg, or your cluster's) or "srun --mpi=pmi2" inside a SLURM allocation. The trainer
+# checks that it really got N connected ranks.
+#
+# Outputs in EXP_DIR: final.nnet, final.feature_transform, ali_train_pdf.counts, log/train_mpi.log.
+# A finished run is not repeated (delete final.nnet to retrain).
+
+set -euo pipefail
+
+# Begin configuration.
+mpi_cmd=mpiexec              # MPI launcher: mpiexec, or "srun --mpi=pmi2" under SLURM
+num_epochs=8
+initial_learning_rate=0.008  # effective (per-frame) rate of the first epoch
+final_learning_rate=0.0008   # effective rate of the last epoch
+scale_lr_by_jobs=true        # rank learning rate = effective rate x number of ranks
+mixing=allreduce             # allreduce | butterfly | ring
+average_every=10             # mix every K minibatches
+minibatch_size=256
+randomizer_size=32768
+seed=777
+optimizer=sgd                # sgd | ngsgd
+use_gpu=no
+train_opts=""                # extra options for nnet-train-mpi
+threads_per_rank=1           # BLAS threads of each rank
+# End configuration.
+
+help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
+e.g.: $0 --mixing butterfly --average-every 10 egs exp/mpi/0.nnet exp/mpi
+Options: --mpi-cmd, --num-epochs, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
+  --mixing, --average-every, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
+  --train-opts, --threads-per-rank"
+. "$(dirname "$0")/parse_options.sh"
+
+if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
+egs=$1; init=$2; dir=$3
+
+for f in "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" \
+         "$egs/cv/feats.scp" "$egs/cv/ali.ark" "$init"; do
+  [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
+done
+nj=$(cat "$egs/info/num_archives")
+mkdir -p "$dir/log"
+cp "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" "$dir/"
+
+if [ -f "$dir/final.nnet" ]; then
+  echo "$0: $dir/final.nnet exists, not retraining"
+else
+  echo "$0: $nj ranks, $mixing mixing every $average_every minibatches, $optimizer, $num_epochs epochs"
+  # shellcheck disable=SC2086
+  if ! OMP_NUM_THREADS=$threads_per_rank OPENBLAS_NUM_THREADS=$threads_per_rank MKL_NUM_THREADS=$threads_per_rank \
+      $mpi_cmd -n "$nj" nnet-train-mpi --world-size="$nj" --use-gpu="$use_gpu" --optimizer="$optimizer" \
+      --mixing="$mixing" --average-every="$average_every" --num-epochs="$num_epochs" \
+      --learn-rate="$initial_learning_rate" --final-learn-rate="$final_learning_rate" \
+      --scale-lr-by-world-size="$scale_lr_by_jobs" --minibatch-size="$minibatch_size" \
+      --randomizer-size="$randomizer_size" --randomizer-seed="$seed" $train_opts \
+      --feature-transform="$dir/final.feature_transform" \
+      --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" \
+      "$init" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" "$dir/final.nnet" > "$dir/log/train_mpi.log" 2>&1; then
+    echo "$0: MPI training failed; see $dir/log/train_mpi.log:" >&2
+    grep '^ERROR' "$dir/log/train_mpi.log" >&2 || tail -n 5 "$dir/log/train_mpi.log" >&2
+    exit 1
+  fi
+fi
+grep 'rank 0/' "$dir/log/train_mpi.log" | grep -o 'epoch [0-9]*/[0-9]* .*cv-frame-accuracy=[0-9.e+-]*' | \
+  sed 's/train-frames=[0-9]* //' || true
+echo "$0: done: $dir/final.nnet"

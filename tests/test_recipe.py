@@ -76,3 +76,23 @@ def test_ngsgd_keep_state_through_train_parallel(recipe_copy):
     assert (ng / "final.nnet").exists()
     acc = float(re.search(r"final CV .*frame-accuracy=([0-9.]+)", p.stdout).group(1))
     assert acc > 2 / 24
+
+
+@pytest.mark.slow
+def test_train_mpi_step(recipe_copy):
+    """steps/train_mpi.sh with the recipe's tiny egs: 4 ranks under the MPICH wheel's mpiexec."""
+    if not (recipe_copy / "egs" / "info" / "num_archives").exists():
+        p = run_recipe(recipe_copy, "--preset", "tiny", "--stop-stage", "3")
+        assert p.returncode == 0, p.stdout + p.stderr
+    env = dict(os.environ, PATH=os.path.dirname(os.path.realpath(shutil.which("nnet-init"))) + ":" + os.environ["PATH"])
+    p = subprocess.run(["bash", "steps/train_mpi.sh", "--num-epochs", "2", "--mixing", "ring", "--average-every", "5",
+                        "egs", "exp/dnn/0.nnet", "exp/mpi"], cwd=recipe_copy, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "4 ranks, ring mixing every 5 minibatches" in p.stdout
+    assert re.search(r"epoch 2/2 .*cv-frame-accuracy=0\.\d+", p.stdout)
+    log = (recipe_copy / "exp" / "mpi" / "log" / "train_mpi.log").read_text()
+    assert all(f"rank {r}/4" in log for r in range(4))
+    assert (recipe_copy / "exp" / "mpi" / "final.nnet").exists()
+    again = subprocess.run(["bash", "steps/train_mpi.sh", "egs", "exp/dnn/0.nnet", "exp/mpi"], cwd=recipe_copy,
+                           capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and "exists, not retraining" in again.stdout

@@ -348,14 +348,68 @@ class Rescale(_VectorOp):
         return {"scale": (dy * x).sum(axis=0)}
 
 
+class Rbm(Component):
+    """nnet1's ``<Rbm>``: a restricted Boltzmann machine whose forward pass is the hidden
+    activation, ``sigmoid(x W^T + b_h)`` for Bernoulli hidden units (``x W^T + b_h`` for
+    Gaussian ones). File data: visible type, hidden type (``bern``/``gauss``), W (hidden x
+    visible), visible bias, hidden bias. Training is CD-1 (:mod:`nnetavg.rbm`), not back-prop."""
+
+    marker = "<Rbm>"
+    TYPES = ("bern", "gauss")
+
+    def __init__(self, input_dim, output_dim, visible_type="bern", hidden_type="bern"):
+        super().__init__(input_dim, output_dim)
+        self.visible_type, self.hidden_type = visible_type, hidden_type
+        self.init = {"weight": np.zeros((output_dim, input_dim), np.float32),
+                     "visible_bias": np.zeros(input_dim, np.float32), "hidden_bias": np.zeros(output_dim, np.float32)}
+
+    def param_specs(self):
+        return [("weight", (self.output_dim, self.input_dim)), ("visible_bias", (self.input_dim,)),
+                ("hidden_bias", (self.output_dim,))]
+
+    def forward(self, x):
+        y = x @ self.param("weight").T
+        y += self.param("hidden_bias")
+        return Sigmoid.forward(self, y) if self.hidden_type == "bern" else y
+
+    def backward(self, x, y, dy):
+        d = dy * y * (1.0 - y) if self.hidden_type == "bern" else dy
+        return d @ self.param("weight")
+
+    def read_data(self, r):
+        vis, hid = r.read_token().lower(), r.read_token().lower()
+        if vis not in self.TYPES or hid not in self.TYPES:
+            raise r.fail(f"{self.marker} unit types must be bern or gauss, found {vis} {hid}")
+        self.visible_type, self.hidden_type = vis, hid
+        w, bv, bh = r.read_matrix(), r.read_vector(), r.read_vector()
+        if w.shape != (self.output_dim, self.input_dim) or bv.shape != (self.input_dim,) or bh.shape != (self.output_dim,):
+            raise r.fail(f"{self.marker} {self.output_dim} {self.input_dim} holds W {w.shape}, biases "
+                         f"{bv.shape[0]} and {bh.shape[0]}")
+        self.init = {"weight": w, "visible_bias": bv, "hidden_bias": bh}
+
+    def write_data(self, w):
+        w.write_token(self.visible_type)
+        w.write_token(self.hidden_type)
+        w.write_matrix(_np(self.param("weight")))
+        w.write_vector(_np(self.param("visible_bias")))
+        w.write_vector(_np(self.param("hidden_bias")))
+
+    def topology(self):
+        return super().topology() + (self.visible_type, self.hidden_type)
+
+    def info(self):
+        return f"visible={self.visible_type} hidden={self.hidden_type}"
+
+
 COMPONENT_TYPES: dict[str, type[Component]] = {
-    c.marker.lower(): c for c in (AffineTransform, Sigmoid, Tanh, Softmax, ParametricRelu, Splice, AddShift, Rescale)
+    c.marker.lower(): c for c in (AffineTransform, Sigmoid, Tanh, Softmax, ParametricRelu, Splice, AddShift, Rescale,
+                                  Rbm)
 }
 
 # nnet1 markers we recognise but cannot run (named in the error, so users know it is not a typo).
 KNOWN_UNSUPPORTED = ["<LinearTransform>", "<ConvolutionalComponent>", "<LstmProjected>", "<LstmProjectedStreams>",
                      "<BlstmProjected>", "<BlstmProjectedStreams>", "<RecurrentComponent>", "<HiddenSoftmax>",
-                     "<BlockSoftmax>", "<Dropout>", "<LengthNormComponent>", "<Rbm>", "<Copy>", "<KlHmm>",
+                     "<BlockSoftmax>", "<Dropout>", "<LengthNormComponent>", "<Copy>", "<KlHmm>",
                      "<AveragePoolingComponent>", "<MaxPoolingComponent>", "<SentenceAveragingComponent>",
                      "<SimpleSentenceAveragingComponent>", "<FramePoolingComponent>", "<ParallelComponent>",
                      "<MultiBasisComponent>"]

@@ -1,0 +1,148 @@
+"""RBMs: CD-1 against the exact log-likelihood gradient, free energy, learning, file format,
+conversion to network layers, pretraining on MPI ranks."""
+
+import itertools
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from nnetavg.io.nnet1 import read_nnet, write_nnet
+from nnetavg.io.tables import MATRIX, TableWriter
+from nnetavg.nnet.components import Rbm
+from nnetavg.nnet.network import Network
+from nnetavg.rbm import RbmTrainer, RbmTrainOptions, free_energy, new_rbm, rbm_to_nnet
+from tests.conftest import BIN_DIR, run_cmd
+
+
+def states(n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def exact_gradient(W, bv, bh, data):
+    """d/dW of the mean log-likelihood of ``data`` by enumerating every (v, h)."""
+    V, H = states(W.shape[1]), states(W.shape[0])
+    E = -(V @ bv)[:, None] - (H @ bh)[None, :] - V @ W.T @ H.T      # (v, h) energies
+    P = np.exp(-E - np.logaddexp.reduce(-E, axis=None))
+    model = H.T @ P.T @ V                                            # E_model[h v^T]
+    ph = 1 / (1 + np.exp(-(data @ W.T + bh)))
+    return ph.T @ data / len(data) - model
+
+
+def cd1_expected_update(W, bv, bh, data):
+    """The expectation of the CD-1 direction h0^T v0 - h1^T v1 over the hidden sample (exact)."""
+    H = states(W.shape[0])
+    out = np.zeros_like(W)
+    for v0 in data:
+        h0 = 1 / (1 + np.exp(-(W @ v0 + bh)))
+        for h in H:
+            p = np.prod(np.where(h == 1, h0, 1 - h0))
+            v1 = 1 / (1 + np.exp(-(h @ W + bv)))     # nnet1: probabilities, no visible sampling
+            h1 = 1 / (1 + np.exp(-(W @ v1 + bh)))
+            out += p * (np.outer(h0, v0) - np.outer(h1, v1))
+    return out / len(data)
+
+
+def test_cd1_points_along_the_likelihood_gradient():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((3, 5)) * 0.3
+    bv, bh = rng.standard_normal(5) * 0.2, rng.standard_normal(3) * 0.2
+    data = (rng.random((40, 5)) < np.array([0.9, 0.8, 0.2, 0.1, 0.5])).astype(float)
+    g, c = exact_gradient(W, bv, bh, data), cd1_expected_update(W, bv, bh, data)
+    cos = (g * c).sum() / np.linalg.norm(g) / np.linalg.norm(c)
+    assert cos > 0.9, cos
+
+
+@pytest.mark.parametrize("vis", ["bern", "gauss"])
+def test_free_energy_against_enumeration(vis):
+    rng = np.random.default_rng(1)
+    net = new_rbm(4, 3, vis, "bern", param_stddev=0.5, seed=2, visible_bias=rng.standard_normal(4))
+    r = net.components[0]
+    r.params["hidden_bias"][:] = rng.standard_normal(3)
+    v = rng.random((6, 4)) if vis == "gauss" else (rng.random((6, 4)) < 0.5).astype(np.float32)
+    W, bv, bh = (np.asarray(r.params[k], np.float64) for k in ("weight", "visible_bias", "hidden_bias"))
+    H = states(3)
+    for row, f in zip(v, free_energy(r, v.astype(np.float32))):
+        vis_term = 0.5 * ((row - bv) ** 2).sum() if vis == "gauss" else -(row @ bv)
+        energies = vis_term - H @ bh - H @ (W @ row)
+        assert f == pytest.approx(-np.logaddexp.reduce(-energies), rel=1e-5, abs=1e-5)
+
+
+def _table(tmp_path, name, mats):
+    with TableWriter(f"ark,scp:{tmp_path}/{name}.ark,{tmp_path}/{name}.scp", MATRIX) as w:
+        for i, m in enumerate(mats):
+            w.write(f"u{i:03d}", m.astype(np.float32))
+    return f"scp:{tmp_path}/{name}.scp"
+
+
+def test_reconstruction_error_falls(tmp_path):
+    rng = np.random.default_rng(3)
+    protos = (rng.random((4, 20)) < 0.5).astype(float)
+    data = [np.abs(protos[rng.integers(0, 4, 50)] - (rng.random((50, 20)) < 0.05)) for _ in range(40)]
+    feats = _table(tmp_path, "bin", data)
+    net = new_rbm(20, 16, "bern", "bern", seed=1)
+    tr = RbmTrainer(net, RbmTrainOptions(learn_rate=0.4, minibatch_size=20, randomizer_size=500))
+    errs = [tr.train_pass(feats, None)[1] for _ in range(4)]
+    assert errs[-1] < 0.7 * errs[0] and all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert tr.mom == 0.9 and tr.lr == pytest.approx(0.4 * 0.5)  # with_bug: momentum at max; lr = lr (1 - m_0)
+
+
+def test_gaussian_rbm_learns_mean_and_variance(tmp_path):
+    rng = np.random.default_rng(4)
+    mu = np.array([2.0, -1.0, 0.5, 0.0])
+    std = np.array([1.0, 1.0, 2.0, 2.0])
+    feats = _table(tmp_path, "g", [mu + std * rng.standard_normal((100, 4)) for _ in range(60)])
+    net = new_rbm(4, 8, "gauss", "bern", seed=2)
+    tr = RbmTrainer(net, RbmTrainOptions(learn_rate=0.01, minibatch_size=50, randomizer_size=1000))
+    for _ in range(6):
+        tr.train_pass(feats, None)
+    r = net.components[0]
+    W, bv, bh = (np.asarray(r.params[k], np.float64) for k in ("weight", "visible_bias", "hidden_bias"))
+    v = np.zeros((4000, 4))
+    for _ in range(200):  # Gibbs sampling from the model: v | h ~ N(h W + b_v, I)
+        ph = 1 / (1 + np.exp(-(v @ W.T + bh)))
+        h = (rng.random(ph.shape) < ph).astype(float)
+        v = h @ W + bv + rng.standard_normal(v.shape)
+    np.testing.assert_allclose(v.mean(axis=0), mu, atol=0.2)
+    var = v.var(axis=0)
+    # Unit conditional variance is the floor; the hidden units add what the data has beyond it.
+    # nnet1's mean-field reconstruction (no noise on v1) makes CD-1 overshoot a little.
+    assert np.all(var > 0.9) and np.all(var[:2] < 2.2) and np.all(var[2:] > 3.0) and np.all(var[2:] < 6.5), var
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_rbm_file_round_trip_and_conversion(tmp_path, binary):
+    net = new_rbm(5, 3, "gauss", "bern", seed=5, visible_bias=np.arange(5.0))
+    write_nnet(net, str(tmp_path / "r"), binary=binary)
+    back = read_nnet(str(tmp_path / "r"))
+    assert back.topology() == (("<Rbm>", 5, 3, "gauss", "bern"),)
+    np.testing.assert_allclose(back.params, net.params, rtol=1e-6)
+    if not binary:
+        assert (tmp_path / "r").read_text().startswith("<Nnet> \n<Rbm> 3 5 \ngauss bern  [\n")
+    x = np.random.default_rng(0).standard_normal((7, 5)).astype(np.float32)
+    layers = Network(rbm_to_nnet(back.components[0]))
+    assert [c.marker for c in layers.components] == ["<AffineTransform>", "<Sigmoid>"]
+    np.testing.assert_allclose(layers.forward(x), back.forward(x), rtol=1e-6)
+    run_cmd(["rbm-convert-to-nnet", str(tmp_path / "r"), str(tmp_path / "n")])
+    np.testing.assert_allclose(read_nnet(str(tmp_path / "n")).forward(x), back.forward(x), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_rbm_training_on_two_mpi_ranks(tmp_path):
+    rng = np.random.default_rng(6)
+    for j in (1, 2):
+        _table(tmp_path, f"a{j}", [rng.standard_normal((60, 6)) + j for _ in range(20)])
+    run_cmd(["nnet-init-rbm", "--visible-type=gauss", "6", "5", str(tmp_path / "r0")])
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    p = subprocess.run([os.path.join(BIN_DIR, "mpiexec"), "-n", "2", "rbm-train-cd1", "--mpi=true", "--learn-rate=0.01",
+                        "--num-iters=2", "--average-every=3", "--minibatch-size=30", str(tmp_path / "r0"),
+                        f"scp:{tmp_path}/aJOB.scp", str(tmp_path / "r1")], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    for rank in (0, 1):
+        assert re.search(rf"rbm-train-cd1 rank {rank}/2 .*iteration 2/2 reconstruction-mse=", p.stderr)
+    mses = re.findall(r"iteration 2/2 reconstruction-mse=(\S+)", p.stderr)
+    assert len(set(mses)) == 1  # both ranks report the all-reduced figure
+    assert read_nnet(str(tmp_path / "r1")).components[0].visible_type == "gauss"

@@ -96,3 +96,33 @@ def test_train_mpi_step(recipe_copy):
     again = subprocess.run(["bash", "steps/train_mpi.sh", "egs", "exp/dnn/0.nnet", "exp/mpi"], cwd=recipe_copy,
                            capture_output=True, text=True, env=env)
     assert again.returncode == 0 and "exists, not retraining" in again.stdout
+
+
+@pytest.mark.slow
+def test_pretrain_dbn_step_on_two_ranks_then_init(recipe_copy):
+    """steps/pretrain_dbn.sh (RBMs averaged over 2 MPI ranks) and nnet-init --dbn on the tiny egs."""
+    if not (recipe_copy / "egs" / "info" / "num_archives").exists():
+        p = run_recipe(recipe_copy, "--preset", "tiny", "--stop-stage", "3")
+        assert p.returncode == 0, p.stdout + p.stderr
+    env = dict(os.environ, PATH=os.path.dirname(os.path.realpath(shutil.which("nnet-init"))) + ":" + os.environ["PATH"])
+    # two ranks on the first two archives: make a 2-archive view of the egs
+    egs2 = recipe_copy / "egs2"
+    egs2.mkdir(exist_ok=True)
+    for f in ("final.feature_transform", "feats.1.scp", "feats.2.scp"):
+        shutil.copy(recipe_copy / "egs" / f, egs2 / f)
+    p = subprocess.run(["bash", "steps/pretrain_dbn.sh", "--nn-depth", "2", "--hid-dim", "32", "--nj", "2",
+                        "--average-every", "5", "egs2", "exp/dbn2"], cwd=recipe_copy, capture_output=True, text=True,
+                       env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "layer 1/2: Gaussian-Bernoulli RBM 440 -> 32" in p.stdout
+    assert "layer 2/2: Bernoulli-Bernoulli RBM 32 -> 32" in p.stdout
+    from nnetavg.io.nnet1 import read_nnet
+    dbn = read_nnet(str(recipe_copy / "exp" / "dbn2" / "2.dbn"))
+    assert [c.marker for c in dbn.components] == ["<AffineTransform>", "<Sigmoid>"] * 2
+    assert "rank 1/2" in (recipe_copy / "exp" / "dbn2" / "log" / "rbm.1.log").read_text()
+    out = recipe_copy / "exp" / "dbn2" / "0.nnet"
+    subprocess.run(["nnet-init", "--dbn", str(recipe_copy / "exp" / "dbn2" / "2.dbn"), "--hidden-layers", "0",
+                    "--output-dim", "24", str(out)], check=True, capture_output=True, env=env)
+    net = read_nnet(str(out))
+    assert [c.marker for c in net.components][-2:] == ["<AffineTransform>", "<Softmax>"]
+    assert (net.input_dim, net.output_dim) == (440, 24)

@@ -25,6 +25,7 @@ mixing=allreduce      # with --parallel mpi: allreduce | butterfly | ring
 average_every=10      # with --parallel mpi: mix every K minibatches
 optimizer=sgd         # sgd | ngsgd
 ng_state=keep         # ngsgd: reset | keep the Fisher estimates across iterations (see RESULTS.md)
+pretrain=false        # RBM-pretrain the hidden layers (a DBN) before training
 linear_baseline=true  # also train a linear (softmax regression) model the same way
 data=data
 egs=egs
@@ -32,7 +33,7 @@ exp=exp
 
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large] [--nj N] [--num-iters N]
   [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--optimizer sgd|ngsgd]
-  [--ng-state reset|keep] [--parallel files|mpi] [--mixing allreduce|butterfly|ring] [--average-every K]
+  [--ng-state reset|keep] [--pretrain true|false] [--parallel files|mpi] [--mixing allreduce|butterfly|ring] [--average-every K]
   [--linear-baseline true|false] [--data DIR --egs DIR --exp DIR]"
 . ./cmd.sh
 . ./path.sh
@@ -62,11 +63,18 @@ fi
 input_dim=$(cat $egs/info/input_dim 2>/dev/null || echo 0)
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  log "Stage 3: init: $input_dim-${hidden_layers}x$hidden_dim-$num_pdfs $nonlinearity DNN -> $exp/dnn/0.nnet"
   mkdir -p $exp/dnn $exp/linear
-  [ -f $exp/dnn/0.nnet ] || nnet-init --input-dim $input_dim --output-dim $num_pdfs \
-    --hidden-layers $hidden_layers --hidden-dim $hidden_dim --nonlinearity $nonlinearity \
-    --write-proto $exp/dnn/nnet.proto $exp/dnn/0.nnet
+  if [ $pretrain = true ]; then
+    log "Stage 3: pretrain: ${hidden_layers} RBMs of $hidden_dim units on $egs -> $exp/dbn; DBN + softmax -> $exp/dnn/0.nnet"
+    steps/pretrain_dbn.sh --nn-depth $hidden_layers --hid-dim $hidden_dim $egs $exp/dbn
+    [ -f $exp/dnn/0.nnet ] || nnet-init --dbn $exp/dbn/$hidden_layers.dbn --hidden-layers 0 \
+      --output-dim $num_pdfs $exp/dnn/0.nnet
+  else
+    log "Stage 3: init: $input_dim-${hidden_layers}x$hidden_dim-$num_pdfs $nonlinearity DNN -> $exp/dnn/0.nnet"
+    [ -f $exp/dnn/0.nnet ] || nnet-init --input-dim $input_dim --output-dim $num_pdfs \
+      --hidden-layers $hidden_layers --hidden-dim $hidden_dim --nonlinearity $nonlinearity \
+      --write-proto $exp/dnn/nnet.proto $exp/dnn/0.nnet
+  fi
   [ -f $exp/linear/0.nnet ] || nnet-init --input-dim $input_dim --output-dim $num_pdfs \
     --hidden-layers 0 --write-proto $exp/linear/nnet.proto $exp/linear/0.nnet
 fi

@@ -12,9 +12,21 @@ from tests.conftest import REPO
 RECIPE = os.path.join(REPO, "egs", "synth", "s5")
 
 
+def command_env():
+    return dict(os.environ, PATH=os.path.dirname(os.path.realpath(shutil.which("nnet-init"))) + ":" + os.environ["PATH"])
+
+
 def run_recipe(workdir, *args):
-    env = dict(os.environ, PATH=os.path.dirname(os.path.realpath(shutil.which("nnet-init"))) + ":" + os.environ["PATH"])
-    return subprocess.run(["bash", "run.sh", *args], cwd=workdir, capture_output=True, text=True, env=env)
+    return subprocess.run(["bash", "run.sh", *args], cwd=workdir, capture_output=True, text=True, env=command_env())
+
+
+def tiny_egs(recipe_copy):
+    """Makes sure the copy has the tiny corpus, its egs and initial models (the end-to-end test
+    makes them when it runs first); returns the environment for running steps."""
+    if not (recipe_copy / "egs" / "info" / "num_archives").exists():
+        p = run_recipe(recipe_copy, "--preset", "tiny", "--stop-stage", "3")
+        assert p.returncode == 0, p.stdout + p.stderr
+    return command_env()
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +74,7 @@ def test_tiny_recipe_end_to_end_and_resume(recipe_copy):
 def test_ngsgd_keep_state_through_train_parallel(recipe_copy):
     """Natural gradient with the Fisher state kept per job across iterations (uses the egs of the
     end-to-end test above when it ran first; makes them otherwise)."""
-    if not (recipe_copy / "egs" / "info" / "num_archives").exists():
-        p = run_recipe(recipe_copy, "--preset", "tiny", "--stop-stage", "3")
-        assert p.returncode == 0, p.stdout + p.stderr
-    env = dict(os.environ, PATH=os.path.dirname(os.path.realpath(shutil.which("nnet-init"))) + ":" + os.environ["PATH"])
+    env = tiny_egs(recipe_copy)
     p = subprocess.run(["bash", "steps/train_parallel.sh", "--num-iters", "2", "--optimizer", "ngsgd", "--ng-state",
                         "keep", "egs", "exp/dnn/0.nnet", "exp/ng"], cwd=recipe_copy, capture_output=True, text=True,
                        env=env)
@@ -81,10 +90,7 @@ def test_ngsgd_keep_state_through_train_parallel(recipe_copy):
 @pytest.mark.slow
 def test_train_mpi_step(recipe_copy):
     """steps/train_mpi.sh with the recipe's tiny egs: 4 ranks under the MPICH wheel's mpiexec."""
-    if not (recipe_copy / "egs" / "info" / "num_archives").exists():
-        p = run_recipe(recipe_copy, "--preset", "tiny", "--stop-stage", "3")
-        assert p.returncode == 0, p.stdout + p.stderr
-    env = dict(os.environ, PATH=os.path.dirname(os.path.realpath(shutil.which("nnet-init"))) + ":" + os.environ["PATH"])
+    env = tiny_egs(recipe_copy)
     p = subprocess.run(["bash", "steps/train_mpi.sh", "--num-epochs", "2", "--mixing", "ring", "--average-every", "5",
                         "egs", "exp/dnn/0.nnet", "exp/mpi"], cwd=recipe_copy, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -101,10 +107,7 @@ def test_train_mpi_step(recipe_copy):
 @pytest.mark.slow
 def test_pretrain_dbn_step_on_two_ranks_then_init(recipe_copy):
     """steps/pretrain_dbn.sh (RBMs averaged over 2 MPI ranks) and nnet-init --dbn on the tiny egs."""
-    if not (recipe_copy / "egs" / "info" / "num_archives").exists():
-        p = run_recipe(recipe_copy, "--preset", "tiny", "--stop-stage", "3")
-        assert p.returncode == 0, p.stdout + p.stderr
-    env = dict(os.environ, PATH=os.path.dirname(os.path.realpath(shutil.which("nnet-init"))) + ":" + os.environ["PATH"])
+    env = tiny_egs(recipe_copy)
     # two ranks on the first two archives: make a 2-archive view of the egs
     egs2 = recipe_copy / "egs2"
     egs2.mkdir(exist_ok=True)

@@ -30,7 +30,7 @@ for n in $ranks 8; do
   [ -f $dir/egs_$n/final.feature_transform ] || \
     steps/make_egs.sh --nj $n --num-pdfs $num_pdfs data/train ark:data/ali/pdf.ark $dir/egs_$n >/dev/null 2>&1
 done
-[ -f $dir/0.nnet ] || nnet-init --input-dim $(cat $dir/egs_1/info/input_dim) --output-dim $num_pdfs \
+[ -f $dir/0.nnet ] || nnet-init --input-dim $(cat $dir/egs_8/info/input_dim) --output-dim $num_pdfs \
   --hidden-layers $hidden_layers --hidden-dim $hidden_dim $dir/0.nnet 2>/dev/null
 
 runs=()

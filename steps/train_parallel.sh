@@ -16,9 +16,11 @@ set -euo pipefail
 
 # Begin configuration.
 cmd=run.pl                   # job launcher (see cmd.sh)
-num_iters=8                  # iterations; each job passes once over its archive per iteration
+num_iters=8                  # iterations (newbob: at most); each job passes once over its archive per iteration
+lr_schedule=exponential      # exponential: decay from initial to final; newbob: nnet1's accept/reject + halving
 initial_learning_rate=0.008  # effective (per-frame) learning rate of the first iteration
-final_learning_rate=0.0008   # effective learning rate of the last iteration
+final_learning_rate=0.0008   # effective learning rate of the last iteration (exponential)
+newbob_opts=""               # e.g. "--start-halving-impr 0.01 --end-halving-impr 0.001 --min-iters 2"
 scale_lr_by_jobs=true        # job learning rate = effective rate x number of jobs
 minibatch_size=256
 randomizer_size=32768
@@ -37,7 +39,7 @@ stage=0                      # first iteration to run (earlier finished ones are
 
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --num-iters 8 --initial-learning-rate 0.008 egs exp/dnn/0.nnet exp/dnn
-Options: --cmd, --num-iters, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
+Options: --cmd, --num-iters, --lr-schedule, --newbob-opts, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
   --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --ng-state, --use-gpu,
   --train-opts, --keep-job-models, --stage"
 . "$(dirname "$0")/parse_options.sh"
@@ -55,6 +57,7 @@ case $optimizer in
   *) echo "$0: --optimizer must be sgd or ngsgd, not $optimizer" >&2; exit 1 ;;
 esac
 case $ng_state in reset|keep) ;; *) echo "$0: --ng-state must be reset or keep" >&2; exit 1 ;; esac
+case $lr_schedule in exponential|newbob) ;; *) echo "$0: --lr-schedule must be exponential or newbob" >&2; exit 1 ;; esac
 
 nj=$(cat "$egs/info/num_archives")
 mkdir -p "$dir/log"
@@ -72,29 +75,59 @@ cv_prob() {  # cv_prob ITER: evaluates ITER.nnet on the CV set, once
 }
 
 echo "$0: iteration 0: CV $(cv_prob 0)"
+newbob=$dir/newbob.json
+if [ "$lr_schedule" = newbob ] && [ ! -f "$newbob" ]; then
+  # shellcheck disable=SC2086
+  nnet-newbob --learn-rate="$initial_learning_rate" --max-iters="$num_iters" $newbob_opts \
+    --init "$dir/log/compute_prob_cv.0.log" "$newbob" 2>>"$dir/log/newbob.log" >/dev/null
+fi
+last=$num_iters
 for ((x = 0; x < num_iters; x++)); do
   next=$((x + 1))
-  if [ $x -lt "$stage" ] || [ -f "$dir/$next.nnet" ]; then continue; fi
+  from=$x
+  if [ "$lr_schedule" = newbob ]; then
+    eval "$(nnet-newbob --show "$newbob" 2>>"$dir/log/newbob.log")"   # learn_rate best_iter iterations stop
+    if [ "$stop" = true ]; then last=$x; break; fi
+    [ $x -lt "$iterations" ] && continue
+    from=$best_iter
+  elif [ $x -lt "$stage" ] || [ -f "$dir/$next.nnet" ]; then
+    continue
+  fi
   state_opts=()
   if [ "$optimizer" = ngsgd ] && [ "$ng_state" = keep ]; then
     mkdir -p "$dir/ng"
     [ $x -gt 0 ] && state_opts+=(--ng-state-in="$dir/ng/$x.JOB.npz")
     state_opts+=(--ng-state-out="$dir/ng/$next.JOB.npz")
   fi
-  lr=$(nnet-learning-rate --initial="$initial_learning_rate" --final="$final_learning_rate" 2>>"$dir/log/learning_rate.log" \
-         --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" "$x" "$num_iters")
+  if [ "$lr_schedule" = newbob ]; then
+    lr=$(python3 -c "print('%.10g' % ($learn_rate * ($nj if '$scale_lr_by_jobs' == 'true' else 1)))")
+  else
+    lr=$(nnet-learning-rate --initial="$initial_learning_rate" --final="$final_learning_rate" 2>>"$dir/log/learning_rate.log" \
+           --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" "$x" "$num_iters")
+  fi
   $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" $trainer --use-gpu="$use_gpu" \
     --learn-rate="$lr" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
     --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts "${state_opts[@]}" \
-    --feature-transform="$transform" "$dir/$x.nnet" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" \
+    --feature-transform="$transform" "$dir/$from.nnet" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" \
     "$dir/$x.JOB.nnet"
   models=()
   for ((j = 1; j <= nj; j++)); do models+=("$dir/$x.$j.nnet"); done
   $cmd "$dir/log/average.$x.log" nnet-average "${models[@]}" "$dir/$next.nnet"
   [ "$keep_job_models" = true ] || rm -f "${models[@]}"
   rm -f "$dir/ng/$x".*.npz
-  echo "$0: iteration $next of $num_iters: job-learning-rate=$lr CV $(cv_prob $next)" | tee -a "$dir/cv_progress"
+  cv=$(cv_prob $next)
+  decision=""
+  if [ "$lr_schedule" = newbob ]; then
+    # shellcheck disable=SC2086
+    eval "$(nnet-newbob $newbob_opts "$next" "$dir/log/compute_prob_cv.$next.log" "$newbob" 2>>"$dir/log/newbob.log")"
+    decision=" $([ "$accepted" = true ] && echo accepted || echo rejected), next-learning-rate=$learn_rate"
+  fi
+  echo "$0: iteration $next of $num_iters: job-learning-rate=$lr CV $cv$decision" | tee -a "$dir/cv_progress"
 done
 
-nnet-copy "$dir/$num_iters.nnet" "$dir/final.nnet"
-echo "$0: done: $dir/final.nnet; final CV $(cv_prob "$num_iters")"
+if [ "$lr_schedule" = newbob ]; then
+  eval "$(nnet-newbob --show "$newbob" 2>>"$dir/log/newbob.log")"
+  last=$best_iter
+fi
+nnet-copy "$dir/$last.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
+echo "$0: done: $dir/final.nnet (= $last.nnet); final CV $(cv_prob "$last")"

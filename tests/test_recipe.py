@@ -129,3 +129,23 @@ def test_pretrain_dbn_step_on_two_ranks_then_init(recipe_copy):
     net = read_nnet(str(out))
     assert [c.marker for c in net.components][-2:] == ["<AffineTransform>", "<Softmax>"]
     assert (net.input_dim, net.output_dim) == (440, 24)
+
+
+@pytest.mark.slow
+def test_newbob_through_train_parallel(recipe_copy):
+    """--lr-schedule newbob: decisions logged, state resumable, final = the best accepted model."""
+    env = tiny_egs(recipe_copy)
+    args = ["bash", "steps/train_parallel.sh", "--num-iters", "4", "--lr-schedule", "newbob",
+            "--initial-learning-rate", "0.02", "egs", "exp/dnn/0.nnet", "exp/nb"]
+    p = subprocess.run(args, cwd=recipe_copy, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    import json
+    state = json.loads((recipe_copy / "exp" / "nb" / "newbob.json").read_text())
+    assert 1 <= state["iterations"] <= 4 and state["history"][0]["learn_rate"] == 0.02
+    assert re.search(r"iteration 1 of 4: job-learning-rate=0.08 CV .* (accepted|rejected), next-learning-rate=", p.stdout)
+    best = state["best_iter"]
+    assert f"(= {best}.nnet)" in p.stdout
+    again = subprocess.run(args, cwd=recipe_copy, capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and "iteration 1 of" not in again.stdout  # nothing retrained
+    assert (recipe_copy / "exp" / "nb" / "final.nnet").read_bytes() == \
+        (recipe_copy / "exp" / "nb" / f"{best}.nnet").read_bytes() or best == 0

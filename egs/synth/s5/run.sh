@@ -17,6 +17,7 @@ num_iters=8           # iterations of parallel training (one pass per job over i
 hidden_layers=3
 hidden_dim=512
 nonlinearity=sigmoid
+lr_schedule=exponential  # exponential | newbob (with --parallel files)
 initial_learning_rate=0.008
 final_learning_rate=0.0008
 minibatch_size=256
@@ -33,7 +34,7 @@ exp=exp
 
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large] [--nj N] [--num-iters N]
   [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--optimizer sgd|ngsgd]
-  [--ng-state reset|keep] [--pretrain true|false] [--parallel files|mpi] [--mixing allreduce|butterfly|ring] [--average-every K]
+  [--ng-state reset|keep] [--lr-schedule exponential|newbob] [--pretrain true|false] [--parallel files|mpi] [--mixing allreduce|butterfly|ring] [--average-every K]
   [--linear-baseline true|false] [--data DIR --egs DIR --exp DIR]"
 . ./cmd.sh
 . ./path.sh
@@ -85,7 +86,8 @@ if [ $parallel = mpi ]; then
   train=(steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters --mixing $mixing
          --average-every $average_every "${common[@]}")
 else
-  train=(steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters --ng-state $ng_state "${common[@]}")
+  train=(steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters --ng-state $ng_state
+         --lr-schedule $lr_schedule "${common[@]}")
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

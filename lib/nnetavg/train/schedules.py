@@ -34,3 +34,68 @@ def exponential_rate(initial: float, final: float, iteration: int, num_iters: in
 
 def effective_to_job_rate(effective: float, num_jobs: int, scale_by_jobs: bool = True) -> float:
     return effective * num_jobs if scale_by_jobs else effective
+
+
+class NewbobSchedule:
+    """nnet1's "newbob" learning-rate control (``steps/nnet/train_scheduler.sh``), one decision
+    per iteration (epoch) from the CV loss of the model it produced:
+
+    1. ``loss_prev = loss``; **accept** the new model if ``cv_loss < loss`` (or while
+       ``iteration <= keep_lr_iters`` or ``<= min_iters``): ``loss = cv_loss`` and it becomes the
+       model to continue from; otherwise **reject** it (training continues from the best model; the
+       relative improvement is then 0);
+    2. no halving logic while ``iteration <= keep_lr_iters``;
+    3. ``rel_impr = (loss_prev - loss) / loss_prev``; when already halving and
+       ``rel_impr < end_halving_impr`` (0.001): **stop** (unless ``iteration <= min_iters``, in
+       which case this iteration neither stops nor halves);
+    4. ``rel_impr < start_halving_impr`` (0.01) starts halving; while halving the rate is
+       multiplied by ``halving_factor`` (0.5) after every iteration;
+    5. stop after ``max_iters`` iterations (20).
+
+    The state is a plain dict (saved as JSON beside the models), so a killed run resumes.
+    """
+
+    def __init__(self, learn_rate: float, halving_factor: float = 0.5, start_halving_impr: float = 0.01,
+                 end_halving_impr: float = 0.001, min_iters: int = 0, max_iters: int = 20, keep_lr_iters: int = 0):
+        self.halving_factor = halving_factor
+        self.start_halving_impr = start_halving_impr
+        self.end_halving_impr = end_halving_impr
+        self.min_iters, self.max_iters, self.keep_lr_iters = min_iters, max_iters, keep_lr_iters
+        self.state = {"learn_rate": float(learn_rate), "loss": None, "best_iter": 0, "halving": False,
+                      "iterations": 0, "stop": False, "history": []}
+
+    def start(self, initial_cv_loss: float) -> None:
+        self.state["loss"] = float(initial_cv_loss)
+
+    def learning_rate(self, minibatch: int = 0, frames_seen: int = 0) -> float:
+        return self.state["learn_rate"]
+
+    def after_iteration(self, iteration: int, cv_loss: float) -> bool:
+        """Records the CV loss of the model of ``iteration`` (1-based); returns whether it was
+        accepted. Updates the rate, the best model and the stop flag."""
+        s = self.state
+        if s["loss"] is None:
+            raise ValueError("call start() with the initial model's CV loss first")
+        if iteration != s["iterations"] + 1:
+            raise ValueError(f"iteration {iteration} after {s['iterations']}")
+        loss_prev = s["loss"]
+        accepted = (cv_loss < s["loss"]) or iteration <= self.keep_lr_iters or iteration <= self.min_iters
+        if accepted:
+            s["loss"] = float(cv_loss)
+            s["best_iter"] = iteration
+        s["history"].append({"iteration": iteration, "cv_loss": float(cv_loss), "accepted": accepted,
+                             "learn_rate": s["learn_rate"]})
+        s["iterations"] = iteration
+        if iteration > self.keep_lr_iters:
+            rel_impr = (loss_prev - s["loss"]) / loss_prev if loss_prev else 0.0
+            if s["halving"] and rel_impr < self.end_halving_impr:
+                if iteration > self.min_iters:
+                    s["stop"] = True   # nnet1 stops here, before halving again
+                return accepted        # (below min_iters nnet1 skips the halving too)
+            if rel_impr < self.start_halving_impr:
+                s["halving"] = True
+            if s["halving"]:
+                s["learn_rate"] *= self.halving_factor
+        if iteration >= self.max_iters:
+            s["stop"] = True
+        return accepted

@@ -1,0 +1,54 @@
+"""Newbob's decisions on scripted CV sequences, written out by hand from nnet1's scheduler."""
+
+import pytest
+
+from nnetavg.train.schedules import NewbobSchedule
+
+
+def run(losses, **kw):
+    nb = NewbobSchedule(0.008, **kw)
+    nb.start(10.0)
+    out = []
+    for i, loss in enumerate(losses, 1):
+        acc = nb.after_iteration(i, loss)
+        out.append((acc, nb.state["learn_rate"], nb.state["best_iter"], nb.state["stop"]))
+        if nb.state["stop"]:
+            break
+    return out
+
+
+def test_accept_reject_halve_stop():
+    # 10 -> 5 (50% better), 4 (20%), 3.99 (0.25% < 1%: start halving), 4.5 (rejected: rel 0 < 0.1% while
+    # halving: stop, without halving again)
+    out = run([5.0, 4.0, 3.99, 4.5])
+    assert out == [(True, 0.008, 1, False), (True, 0.008, 2, False), (True, 0.004, 3, False),
+                   (False, 0.004, 3, True)]
+
+
+def test_halving_continues_until_improvement_is_tiny():
+    out = run([9.0, 8.95, 8.90, 8.8999])
+    # 8.95: 0.56% -> halving; 8.90: 0.56% > 0.1%: keep going, halve again; 8.8999: 0.001% -> stop
+    assert [o[1] for o in out] == [0.008, 0.004, 0.002, 0.002]
+    assert out[-1][3] and out[-1][2] == 4
+
+
+def test_keep_lr_iters_and_min_iters_and_max_iters():
+    out = run([12.0, 11.0, 10.9], keep_lr_iters=2)
+    assert out[0][0] and out[1][0]            # worse, but accepted while iteration <= keep_lr_iters
+    assert out[0][1] == out[1][1] == 0.008   # no halving logic while keeping the rate
+    out = run([10.5, 10.6, 10.7], min_iters=2)
+    assert out[0][0] and out[1][0] and not out[2][0]
+    # halving and no improvement before min_iters: neither stop nor halve (nnet1's "continue")
+    out = run([9.99, 9.98, 9.98, 9.98], min_iters=3)
+    assert [(o[1], o[3]) for o in out] == [(0.004, False), (0.002, False), (0.002, False), (0.002, True)]
+    out = run([9.0, 8.0, 7.0, 6.0], max_iters=3)
+    assert len(out) == 3 and out[-1][3]
+
+
+def test_misuse():
+    nb = NewbobSchedule(0.1)
+    with pytest.raises(ValueError):
+        nb.after_iteration(1, 1.0)
+    nb.start(2.0)
+    with pytest.raises(ValueError):
+        nb.after_iteration(2, 1.0)

@@ -52,3 +52,29 @@ def test_misuse():
     nb.start(2.0)
     with pytest.raises(ValueError):
         nb.after_iteration(2, 1.0)
+
+
+def test_per_minibatch_schedules_closed_forms():
+    from nnetavg.train.schedules import MinibatchDecay, XuRate, make_schedule
+    d = MinibatchDecay(0.01, 0.999)
+    assert d.learning_rate(0, 0) == 0.01 and d.learning_rate(1000, 0) == pytest.approx(0.01 * 0.999 ** 1000)
+    x = XuRate(0.02, a=0.5, c=0.75)
+    assert x.learning_rate(0, 0) == 0.02
+    assert x.learning_rate(400, 0) == pytest.approx(0.02 * (1 + 0.5 * 0.02 * 400) ** -0.75)
+    assert make_schedule("constant", 0.3).learning_rate(99, 0) == 0.3
+    with pytest.raises(ValueError):
+        make_schedule("cosine", 0.1)
+
+
+def test_trainer_asks_the_schedule_every_minibatch():
+    import numpy as np
+    from nnetavg.nnet.network import Network
+    from nnetavg.nnet.proto import init_from_proto, make_proto
+    from nnetavg.train.optim import SGD
+    from nnetavg.train.trainer import Trainer, TrainOptions
+    net = Network(init_from_proto(make_proto(4, 3, 1, 5)))
+    tr = Trainer(net, SGD(net), TrainOptions(learn_rate=0.01, lr_schedule="minibatch-decay", lr_decay=0.9))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        tr.step(rng.standard_normal((8, 4)).astype(np.float32), rng.integers(0, 3, 8))
+    assert tr.last_lr == pytest.approx(0.01 * 0.9 ** 4)

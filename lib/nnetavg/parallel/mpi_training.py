@@ -28,7 +28,7 @@ from nnetavg.errors import ObjectiveError
 from nnetavg.log import kv
 from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator, PeriodicMixer
-from nnetavg.train.schedules import ConstantRate, exponential_rate
+from nnetavg.train.schedules import exponential_rate
 from nnetavg.train.trainer import Trainer, TrainOptions, evaluate
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
         if mpi.scale_lr_by_world_size:
             lr *= comm.size
         epoch_opts = dataclasses.replace(opts, learn_rate=lr, randomizer_seed=opts.randomizer_seed + 1000 * comm.rank + epoch)
-        trainer = Trainer(nnet, optimizer, epoch_opts, schedule=ConstantRate(lr), after_minibatch=mixer)
+        trainer = Trainer(nnet, optimizer, epoch_opts, after_minibatch=mixer)  # --lr-schedule within the epoch
         data = DataStats()
         stats = trainer.train_pass(feats, ali, transform, data)
         mixer.drain(nnet)

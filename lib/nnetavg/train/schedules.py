@@ -99,3 +99,39 @@ class NewbobSchedule:
         if iteration >= self.max_iters:
             s["stop"] = True
         return accepted
+
+
+class MinibatchDecay:
+    """"ASGD-hand" of You & Xu (003): ``lr_t = lr_0 * decay^t`` for minibatch t (0.999 in the paper)."""
+
+    def __init__(self, learn_rate: float, decay: float = 0.999):
+        if not 0 < decay <= 1:
+            raise ValueError("the per-minibatch decay must be in (0, 1]")
+        self.rate, self.decay = float(learn_rate), float(decay)
+
+    def learning_rate(self, minibatch: int, frames_seen: int) -> float:
+        return self.rate * self.decay ** minibatch
+
+
+class XuRate:
+    """Xu's averaged-SGD rate (literature.md section 3.3): ``lr_t = lr_0 (1 + a lr_0 t)^-c`` for
+    minibatch t, c = 3/4 for averaged SGD, a about the smallest Hessian eigenvalue (L2 strength)."""
+
+    def __init__(self, learn_rate: float, a: float = 1.0, c: float = 0.75):
+        if a < 0 or c < 0:
+            raise ValueError("a and c must be non-negative")
+        self.rate, self.a, self.c = float(learn_rate), float(a), float(c)
+
+    def learning_rate(self, minibatch: int, frames_seen: int) -> float:
+        return self.rate * (1.0 + self.a * self.rate * minibatch) ** -self.c
+
+
+def make_schedule(name: str, learn_rate: float, decay: float = 0.999, xu_a: float = 1.0, xu_c: float = 0.75):
+    """The per-minibatch schedule of one training pass, by name (``--lr-schedule``)."""
+    if name == "constant":
+        return ConstantRate(learn_rate)
+    if name == "minibatch-decay":
+        return MinibatchDecay(learn_rate, decay)
+    if name == "xu":
+        return XuRate(learn_rate, xu_a, xu_c)
+    raise ValueError(f"--lr-schedule must be constant, minibatch-decay or xu, not {name!r}")

@@ -32,7 +32,7 @@ from nnetavg.data.utterances import DataStats, labelled_utterances
 from nnetavg.errors import NnetavgError, ObjectiveError
 from nnetavg.log import kv
 from nnetavg.nnet.network import Network
-from nnetavg.train.schedules import ConstantRate
+from nnetavg.train.schedules import make_schedule
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ class TrainOptions:
     randomizer_seed: int = dataclasses.field(default=777, metadata={"help": "Seed of the frame shuffling"})
     length_tolerance: int = dataclasses.field(default=5, metadata={"help": "Frames of feature/alignment length difference tolerated (the longer is truncated); more is skipped"})
     report_period: int = dataclasses.field(default=200000, metadata={"help": "Frames between progress lines in the log"})
+    lr_schedule: str = dataclasses.field(default="constant", metadata={"help": "Within the pass: constant | minibatch-decay (lr * decay^t) | xu (lr (1 + a lr t)^-c)"})
+    lr_decay: float = dataclasses.field(default=0.999, metadata={"help": "Per-minibatch factor of --lr-schedule=minibatch-decay"})
+    xu_a: float = dataclasses.field(default=1.0, metadata={"help": "a of --lr-schedule=xu"})
+    xu_c: float = dataclasses.field(default=0.75, metadata={"help": "c of --lr-schedule=xu"})
 
 
 @dataclasses.dataclass
@@ -105,7 +109,12 @@ class Trainer:
         self.nnet = nnet
         self.optimizer = optimizer
         self.opts = opts
-        self.schedule = schedule or ConstantRate(opts.learn_rate)
+        if schedule is None:
+            try:
+                schedule = make_schedule(opts.lr_schedule, opts.learn_rate, opts.lr_decay, opts.xu_a, opts.xu_c)
+            except ValueError as exc:
+                raise NnetavgError(str(exc)) from None
+        self.schedule = schedule
         self.after_minibatch = after_minibatch
         self.minibatch = 0
         self.frames_seen = 0

@@ -33,9 +33,9 @@ done
   echo "| schedule | CV frame accuracy | CV cross-entropy | iterations run | wall s |"
   echo "|---|---|---|---|---|"
   for sched in exponential newbob; do
-    figs=$(nnet-log-figures --last frame-accuracy,cross-entropy $dir/$sched/log/final_cv.log 2>/dev/null || true)
+    figs=$(nnet-log-figures --grep "final CV" --last frame-accuracy,cross-entropy $dir/$sched.log 2>/dev/null)
     n=$(ls $dir/$sched/log/compute_prob_cv.*.log | wc -l)
-    echo "| $sched | $(tail -n 1 $dir/$sched.log | sed 's/.*frame-accuracy=\([0-9.]*\).*/\1/') | $(tail -n 1 $dir/$sched.log | sed 's/.*cross-entropy=\([0-9.]*\).*/\1/') | $((n - 1)) | $(cat $dir/$sched/seconds) |"
+    echo "| $sched | $figs | $((n - 1)) | $(cat $dir/$sched/seconds) |"
   done
 } > $dir/results.md
 cat $dir/results.md

@@ -23,14 +23,9 @@ dir=exp/mixing
 . ./path.sh
 . steps/parse_options.sh
 
-./run.sh --preset $preset --stop-stage 1 >/dev/null
+local/prepare_compare.sh $preset $dir $ranks 8
 num_pdfs=$(cat data/ali/num_pdfs)
-mkdir -p $dir
-for n in $ranks 8; do
-  [ -f $dir/egs_$n/final.feature_transform ] || \
-    steps/make_egs.sh --nj $n --num-pdfs $num_pdfs data/train ark:data/ali/pdf.ark $dir/egs_$n >/dev/null 2>&1
-done
-[ -f $dir/0.nnet ] || nnet-init --input-dim $(cat $dir/egs_8/info/input_dim) --output-dim $num_pdfs \
+[ -f $dir/0.nnet ] || nnet-init --input-dim $(cat $dir/egs_nj8/info/input_dim) --output-dim $num_pdfs \
   --hidden-layers $hidden_layers --hidden-dim $hidden_dim $dir/0.nnet 2>/dev/null
 
 runs=()
@@ -49,7 +44,7 @@ for r in "${runs[@]}"; do
   if [ ! -f $dir/$name/final.nnet ]; then
     steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_epochs --mixing $m --average-every $k \
       --minibatch-size $mb --optimizer $optimizer --initial-learning-rate $initial_learning_rate \
-      --final-learning-rate $final_learning_rate $dir/egs_$n $dir/0.nnet $dir/$name > $dir/$name.out
+      --final-learning-rate $final_learning_rate $dir/egs_nj$n $dir/0.nnet $dir/$name > $dir/$name.out
     echo $(( $(date +%s) - start )) > $dir/$name/seconds
   fi
   echo "$name: cv-frame-accuracy=$(nnet-log-figures --grep epoch --rank 0 --last cv-frame-accuracy \

@@ -22,13 +22,8 @@ dir=exp/compare
 . ./path.sh
 . steps/parse_options.sh
 
-./run.sh --preset $preset --stop-stage 1 >/dev/null
+local/prepare_compare.sh $preset $dir 1 $many_jobs
 num_pdfs=$(cat data/ali/num_pdfs)
-mkdir -p $dir
-for nj in 1 $many_jobs; do
-  [ -f $dir/egs_nj$nj/final.feature_transform ] || \
-    steps/make_egs.sh --nj $nj --num-pdfs $num_pdfs data/train ark:data/ali/pdf.ark $dir/egs_nj$nj >/dev/null
-done
 input_dim=$(cat $dir/egs_nj1/info/input_dim)
 [ -f $dir/0.nnet ] || nnet-init --input-dim $input_dim --output-dim $num_pdfs --hidden-layers $hidden_layers \
   --hidden-dim $hidden_dim $dir/0.nnet 2>/dev/null

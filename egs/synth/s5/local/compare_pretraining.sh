@@ -19,13 +19,8 @@ dir=exp/pretrain
 . ./path.sh
 . steps/parse_options.sh
 
-./run.sh --preset $preset --stop-stage 1 >/dev/null
+local/prepare_compare.sh $preset $dir 1 $many_jobs
 num_pdfs=$(cat data/ali/num_pdfs)
-mkdir -p $dir
-for nj in 1 $many_jobs; do
-  [ -f $dir/egs_nj$nj/final.feature_transform ] || \
-    steps/make_egs.sh --nj $nj --num-pdfs $num_pdfs data/train ark:data/ali/pdf.ark $dir/egs_nj$nj >/dev/null 2>&1
-done
 start=$(date +%s)
 steps/pretrain_dbn.sh --nn-depth $hidden_layers --hid-dim $hidden_dim $dir/egs_nj1 $dir/dbn
 [ -f $dir/dbn/seconds ] || echo $(( $(date +%s) - start )) > $dir/dbn/seconds

@@ -13,7 +13,7 @@ from tests.conftest import make_labelled_data, run_cmd
 COMMANDS = ["nnet-init", "nnet-info", "nnet-copy", "nnet-concat", "nnet-average", "nnet-train-simple", "nnet-train-ngsgd",
             "nnet-compute-prob", "nnet-learning-rate", "nnet-split-data", "nnet-copy-egs", "make-feature-transform",
             "compute-cmvn-stats", "apply-cmvn", "analyze-counts", "copy-feats", "run.pl", "nnet-train-mpi",
-            "nnet-log-figures", "nnet-newbob", "nnet-init-rbm", "rbm-train-cd1", "rbm-convert-to-nnet"]
+            "nnet-log-figures", "nnet-newbob", "nnet-train-asgd", "nnet-init-rbm", "rbm-train-cd1", "rbm-convert-to-nnet"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

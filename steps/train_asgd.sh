@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One pass of asynchronous averaged SGD with a parameter server (You & Xu): rank 0 serves the model,
+# one worker per training archive pushes gradients that are applied as they arrive; the average
+# of the iterates is written (when it beats the last iterate on CV).
+#
+# Outputs in EXP_DIR: final.nnet, final.feature_transform, ali_train_pdf.counts, log/train_asgd.log.
+
+set -euo pipefail
+
+# Begin configuration.
+mpi_cmd=mpiexec
+learning_rate=0.008          # per-frame rate of the first update
+lr_schedule=minibatch-decay  # constant | minibatch-decay (ASGD-hand: x lr_decay per update) | xu
+lr_decay=0.999
+averaged_sgd=true
+asgd_eta=0.01
+cv_check_every=200           # updates between CV comparisons of average and current model (0: end only)
+minibatch_size=256
+randomizer_size=32768
+seed=777
+threads_per_rank=1
+train_opts=""
+# End configuration.
+
+help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
+e.g.: $0 --lr-schedule minibatch-decay --lr-decay 0.999 egs exp/asgd/0.nnet exp/asgd
+Options: --mpi-cmd, --learning-rate, --lr-schedule, --lr-decay, --averaged-sgd, --asgd-eta, --cv-check-every,
+  --minibatch-size, --randomizer-size, --seed, --threads-per-rank, --train-opts"
+. "$(dirname "$0")/parse_options.sh"
+
+if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
+egs=$1; init=$2; dir=$3
+for f in "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/cv/feats.scp" "$init"; do
+  [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
+done
+nj=$(cat "$egs/info/num_archives")
+mkdir -p "$dir/log"
+cp "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" "$dir/"
+if [ -f "$dir/final.nnet" ]; then
+  echo "$0: $dir/final.nnet exists, not retraining"
+else
+  echo "$0: 1 server + $nj workers, $lr_schedule from $learning_rate, averaged SGD $averaged_sgd"
+  # shellcheck disable=SC2086
+  if ! OMP_NUM_THREADS=$threads_per_rank OPENBLAS_NUM_THREADS=$threads_per_rank \
+      $mpi_cmd -n $((nj + 1)) nnet-train-asgd --learn-rate="$learning_rate" --lr-schedule="$lr_schedule" \
+      --lr-decay="$lr_decay" --averaged-sgd="$averaged_sgd" --asgd-eta="$asgd_eta" \
+      --cv-check-every="$cv_check_every" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
+      --randomizer-seed="$seed" $train_opts --feature-transform="$dir/final.feature_transform" \
+      --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" \
+      "$init" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" "$dir/final.nnet" > "$dir/log/train_asgd.log" 2>&1; then
+    echo "$0: asynchronous training failed; see $dir/log/train_asgd.log:" >&2
+    grep '^ERROR' "$dir/log/train_asgd.log" >&2 || tail -n 5 "$dir/log/train_asgd.log" >&2
+    exit 1
+  fi
+fi
+grep -o 'server gradients-applied.*' "$dir/log/train_asgd.log" | cut -c1-200 || true
+nnet-compute-prob --feature-transform="$dir/final.feature_transform" "$dir/final.nnet" \
+  "scp:$egs/cv/feats.scp" "ark:$egs/cv/ali.ark" 2>"$dir/log/final_cv.log" | sed "s|^|$0: final CV |"

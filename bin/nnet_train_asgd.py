@@ -8,7 +8,10 @@ e.g.:   mpiexec -n 5 nnet-train-asgd --learn-rate=0.008 --lr-schedule=minibatch-
           exp/asgd/0.nnet scp:egs/feats.JOB.scp ark:egs/ali.JOB.ark exp/asgd/final.nnet
 \b
 JOB is the worker's index (1..N). One pass over the data. The server applies each gradient with
-the learning rate its --lr-schedule gives for that update, keeps the averaged-SGD average
+the learning rate its --lr-schedule gives for that update: constant, minibatch-decay (ASGD-hand),
+xu, adagrad (ASGD-adapt: each element scaled by 1/sqrt(1 + g^2), eq. (2) of 003 with K = 1,
+tau = t), or search (ASGD-search: before every --chunk-size of data, the rate is searched on
+--search-fraction of a chunk sampled from --search-feats/--search-ali); keeps the averaged-SGD average
 (--averaged-sgd, --asgd-eta: a running average, switched to the plain Polyak average once it
 beats the current model on CV, checked every --cv-check-every updates), writes the average (with
 --cv-feats only if it beats the last iterate on CV), logs the staleness distribution, and checks
@@ -34,18 +37,60 @@ from nnetavg.train.trainer import TrainOptions, evaluate
 log = logging.getLogger("nnetavg.bin")
 
 
+def _chunk_search(schedule, feats, ali, transform, nnet, opts, n_frames):
+    """Before each chunk: search the rate on the next n_frames of the search sample (rolling)."""
+    import numpy as np
+    from nnetavg.data.utterances import DataStats, labelled_utterances
+    from nnetavg.train.lr_search import SHRINK, search_learning_rate
+    xs, ts = [], []
+    for _, x, t in labelled_utterances(feats, ali, nnet.output_dim, nnet.input_dim, transform, DataStats()):
+        xs.append(x)
+        ts.append(t)
+    if not xs:
+        raise NnetavgError(f"no frames in {feats} for the learning-rate search")
+    x_all, t_all = np.concatenate(xs), np.concatenate(ts)
+    perm = np.random.default_rng(opts.randomizer_seed).permutation(len(t_all))
+    x_all, t_all = x_all[perm], t_all[perm]
+    n = min(n_frames, len(t_all))
+
+    def on_chunk(index, net):
+        start = (index * n) % max(1, len(t_all) - n + 1)
+        first = schedule.rate if index == 0 else schedule.rate / SHRINK ** 2
+        r = search_learning_rate(net, x_all[start:start + n], t_all[start:start + n], first, opts.minibatch_size,
+                                 seed=index)
+        schedule.rate = r.learn_rate
+        log.info("chunk %d: learn-rate=%.6g (baseline %.4g, after %.4g, %d tries, %d frames)", index + 1,
+                 r.learn_rate, r.baseline, r.criterion, r.tries, n)
+    return on_chunk
+
+
 @kaldi_command(help=__doc__)
 @trainer_arguments
 @click.option("--averaged-sgd", type=KALDI_BOOL, default=True, show_default=True, help="Keep and write the iterate average")
 @click.option("--asgd-eta", type=float, default=0.01, show_default=True, help="Running-average weight before the Polyak switch")
 @click.option("--cv-feats", type=str, default="", help="CV features: the server compares average and last iterate")
 @click.option("--cv-ali", type=str, default="", help="CV pdf alignments")
+@click.option("--chunk-size", type=str, default="1h", show_default=True,
+              help="Data chunk (frames, or hours with an h suffix at 100 frames/s); the rate is set per chunk")
+@click.option("--search-feats", type=str, default="", help="With --lr-schedule=search: training features to sample from")
+@click.option("--search-ali", type=str, default="", help="With --lr-schedule=search: their pdf alignments")
+@click.option("--search-fraction", type=float, default=0.03, show_default=True, help="Share of a chunk used by the search")
 @click.option("--cv-check-every", type=int, default=0, show_default=True,
               help="With --cv-feats: compare average and current model every N updates; switch to the Polyak average "
                    "when the average wins (0: only at the end)")
 def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out, verbose,
-         averaged_sgd, asgd_eta, cv_feats, cv_ali, cv_check_every, **kw):
+         averaged_sgd, asgd_eta, cv_feats, cv_ali, chunk_size, search_feats, search_ali, search_fraction,
+         cv_check_every, **kw):
     opts, _ = pick(TrainOptions, kw), pick(SGDOptions, kw)
+    server_schedule = opts.lr_schedule
+    if server_schedule in ("adagrad", "search"):
+        opts.lr_schedule = "constant"  # workers only compute gradients; the server applies the schedule
+    try:
+        chunk_frames = int(float(chunk_size[:-1]) * 360000) if chunk_size.endswith("h") else int(chunk_size)
+    except ValueError:
+        raise click.UsageError(f"--chunk-size={chunk_size}: frames, or hours like 1h") from None
+    if server_schedule == "search" and not (search_feats and search_ali):
+        raise click.UsageError("--lr-schedule=search needs --search-feats and --search-ali")
     from nnetavg.parallel.comm import Communicator
     from nnetavg.parallel.server import report_line, run_server, run_worker
     comm = Communicator()
@@ -54,10 +99,16 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
         nnet = read_nnet(model_in)
         transform = read_nnet(feature_transform) if feature_transform else None
         if comm.rank == 0:
-            schedule = make_schedule(opts.lr_schedule, opts.learn_rate, opts.lr_decay, opts.xu_a, opts.xu_c)
+            name = "constant" if server_schedule in ("adagrad", "search") else server_schedule
+            schedule = make_schedule(name, opts.learn_rate, opts.lr_decay, opts.xu_a, opts.xu_c)
             averager = IterateAverager(nnet, asgd_eta) if averaged_sgd else None
             check = (lambda net: evaluate(net, cv_feats, cv_ali, transform).cross_entropy) if cv_feats else None
-            rep = run_server(comm, nnet, schedule, averager, check, cv_check_every)
+            on_chunk = None
+            if server_schedule == "search":
+                on_chunk = _chunk_search(schedule, search_feats, search_ali, transform, nnet, opts,
+                                         max(4 * opts.minibatch_size, int(search_fraction * chunk_frames)))
+            rep = run_server(comm, nnet, schedule, averager, check, cv_check_every,
+                             adagrad=server_schedule == "adagrad", chunk_frames=chunk_frames, on_chunk=on_chunk)
             log.info("server %s", report_line(rep))
             if averager is not None:
                 use_average = True

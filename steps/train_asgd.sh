@@ -10,7 +10,9 @@ set -euo pipefail
 # Begin configuration.
 mpi_cmd=mpiexec
 learning_rate=0.008          # per-frame rate of the first update
-lr_schedule=minibatch-decay  # constant | minibatch-decay (ASGD-hand: x lr_decay per update) | xu
+lr_schedule=minibatch-decay  # constant | minibatch-decay (ASGD-hand: x lr_decay per update) | xu | adagrad | search
+chunk_size=1h                # data chunk (frames or hours): search picks the rate per chunk
+search_fraction=0.03         # share of a chunk the search trains on (sampled from archive 1)
 lr_decay=0.999
 averaged_sgd=true
 asgd_eta=0.01
@@ -24,7 +26,8 @@ train_opts=""
 
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --lr-schedule minibatch-decay --lr-decay 0.999 egs exp/asgd/0.nnet exp/asgd
-Options: --mpi-cmd, --learning-rate, --lr-schedule, --lr-decay, --averaged-sgd, --asgd-eta, --cv-check-every,
+Options: --mpi-cmd, --learning-rate, --lr-schedule, --lr-decay, --chunk-size, --search-fraction, --averaged-sgd,
+  --asgd-eta, --cv-check-every,
   --minibatch-size, --randomizer-size, --seed, --threads-per-rank, --train-opts"
 . "$(dirname "$0")/parse_options.sh"
 
@@ -44,6 +47,8 @@ else
   if ! OMP_NUM_THREADS=$threads_per_rank OPENBLAS_NUM_THREADS=$threads_per_rank \
       $mpi_cmd -n $((nj + 1)) nnet-train-asgd --learn-rate="$learning_rate" --lr-schedule="$lr_schedule" \
       --lr-decay="$lr_decay" --averaged-sgd="$averaged_sgd" --asgd-eta="$asgd_eta" \
+      --chunk-size="$chunk_size" --search-fraction="$search_fraction" \
+      --search-feats="scp:$egs/feats.1.scp" --search-ali="ark:$egs/ali.1.ark" \
       --cv-check-every="$cv_check_every" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
       --randomizer-seed="$seed" $train_opts --feature-transform="$dir/final.feature_transform" \
       --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" \

@@ -63,3 +63,26 @@ def test_needs_workers_and_failing_worker_ends_the_job(data):
     assert p.returncode != 0 and time.time() - t0 < 30
     assert re.search(r"ERROR \(nnet-train-asgd rank 2/3 .*rank 2 failed: .*f/2.scp", p.stderr), p.stderr
     assert not (data / "bad").exists()
+
+
+def test_adagrad_step_closed_form():
+    import numpy as np
+    from nnetavg.parallel.server import adagrad_step
+    g = np.array([0.0, 1.0, -3.0, 1e-4], np.float64)
+    np.testing.assert_allclose(adagrad_step(g.copy()), g / np.sqrt(1 + g * g), rtol=1e-12)
+
+
+@pytest.mark.parametrize("schedule", ["search", "adagrad"])
+def test_server_schedules(data, schedule):
+    extra = [f"--lr-schedule={schedule}"]
+    if schedule == "search":
+        extra += ["--chunk-size=600", f"--search-feats=scp:{data}/a1/feats.scp", f"--search-ali=ark:{data}/a1/ali.ark",
+                  "--search-fraction=0.5", "--learn-rate=0.5"]
+    p = asgd(3, data, data / f"s_{schedule}", *extra)
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"server gradients-applied=(\d+) gradients-sent=(\d+) .*frame-accuracy=([0-9.]+)", p.stderr)
+    assert m and m.group(1) == m.group(2) and float(m.group(3)) > 0.5
+    if schedule == "search":
+        chunks = re.findall(r"chunk (\d+): learn-rate=(\S+) \(baseline (\S+), after (\S+),", p.stderr)
+        assert len(chunks) >= 3 and all(float(a) < float(b) for _, _, b, a in chunks)
+        assert float(chunks[0][1]) < 0.5  # the too-large initial rate was shrunk

@@ -74,11 +74,24 @@ class ServerReport:
     seconds: float
 
 
+def adagrad_step(grad, K: float = 1.0):
+    """ASGD-adapt of 003, eq. (2) with K = 1 and tau = t: each parameter's rate is divided by
+    sqrt(K + g^2) of its *current* gradient only (Adagrad with a memory of one update). In place."""
+    xp_sq = grad * grad
+    xp_sq += K
+    grad /= xp_sq ** 0.5
+    return grad
+
+
 def run_server(comm: Communicator, nnet: Network, schedule, averager: IterateAverager | None,
-               check=None, check_every: int = 0) -> ServerReport:
+               check=None, check_every: int = 0, adagrad: bool = False, chunk_frames: int = 0,
+               on_chunk=None) -> ServerReport:
     """Serves until every worker is done. With ``check`` (a function of the network returning its
     CV loss) and ``check_every`` > 0, every that many updates the average and the current model
-    are compared on CV and the averager may switch to the Polyak phase."""
+    are compared on CV and the averager may switch to the Polyak phase. ``adagrad`` scales each
+    gradient element by 1/sqrt(1 + g^2) (:func:`adagrad_step`). With ``chunk_frames``, the data is
+    seen as chunks of that many frames (applied, over all workers) and ``on_chunk(index, nnet)`` is
+    called before each chunk (the per-chunk learning-rate search plugs in there)."""
     MPI = comm.MPI
     workers = comm.size - 1
     if workers < 1:
@@ -87,7 +100,9 @@ def run_server(comm: Communicator, nnet: Network, schedule, averager: IterateAve
     grad = np.empty_like(nnet.params)
     header = np.empty(4, np.float64)
     pulled = {w: 0 for w in range(1, comm.size)}
-    version, done, sent, frames, loss, correct = 0, 0, 0, 0, 0.0, 0
+    version, done, sent, frames, loss, correct, chunk = 0, 0, 0, 0, 0.0, 0, 0
+    if chunk_frames and on_chunk is not None:
+        on_chunk(0, nnet)
     stale: list[int] = []
     t0 = time.perf_counter()
     status = MPI.Status()
@@ -102,7 +117,12 @@ def run_server(comm: Communicator, nnet: Network, schedule, averager: IterateAve
             continue
         comm.comm.Recv(header, source=src, tag=TAG_HEADER)
         comm.comm.Recv(grad, source=src, tag=TAG_GRADIENT)
+        if chunk_frames and on_chunk is not None and frames // chunk_frames > chunk:
+            chunk = frames // chunk_frames
+            on_chunk(chunk, nnet)        # e.g. search the learning rate for the next chunk
         lr = schedule.learning_rate(version, frames)
+        if adagrad:
+            adagrad_step(grad)
         nnet.params -= nnet.params.dtype.type(lr) * grad
         if not np.all(np.isfinite(nnet.params)):
             raise NnetavgError(f"the model became NaN after the gradient from worker {src} (update {version + 1}, "

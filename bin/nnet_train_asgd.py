@@ -12,7 +12,7 @@ the learning rate its --lr-schedule gives for that update: constant, minibatch-d
 xu, adagrad (ASGD-adapt: each element scaled by 1/sqrt(1 + g^2), eq. (2) of 003 with K = 1,
 tau = t), or search (ASGD-search: before every --chunk-size of data, the rate is searched on
 --search-fraction of a chunk sampled from --search-feats/--search-ali, judged on a held-out
-third of that sample, at most 4 x --learn-rate); keeps the averaged-SGD average
+third of that sample, at most 2 x --learn-rate); keeps the averaged-SGD average
 (--averaged-sgd, --asgd-eta: a running average, switched to the plain Polyak average once it
 beats the current model on CV, checked every --cv-check-every updates), writes the average (with
 --cv-feats only if it beats the last iterate on CV), logs the staleness distribution, and checks
@@ -58,7 +58,7 @@ def _chunk_search(schedule, feats, ali, transform, nnet, opts, n_frames):
         start = (index * n) % max(1, len(t_all) - n + 1)
         first = schedule.rate if index == 0 else schedule.rate / SHRINK ** 2
         r = search_learning_rate(net, x_all[start:start + n], t_all[start:start + n], first, opts.minibatch_size,
-                                 seed=index, max_lr=4 * opts.learn_rate)
+                                 seed=index, max_lr=2 * opts.learn_rate)
         schedule.rate = r.learn_rate
         log.info("chunk %d: learn-rate=%.6g (baseline %.4g, after %.4g, %d tries, %d frames)", index + 1,
                  r.learn_rate, r.baseline, r.criterion, r.tries, n)

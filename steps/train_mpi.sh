@@ -14,7 +14,8 @@ set -euo pipefail
 
 # Begin configuration.
 mpi_cmd=mpiexec              # MPI launcher: mpiexec, or "srun --mpi=pmi2" under SLURM
-num_epochs=8
+num_epochs=8                 # epochs (newbob: at most)
+lr_schedule=exponential      # between epochs: exponential | newbob
 initial_learning_rate=0.008  # effective (per-frame) rate of the first epoch
 final_learning_rate=0.0008   # effective rate of the last epoch
 scale_lr_by_jobs=true        # rank learning rate = effective rate x number of ranks
@@ -31,7 +32,7 @@ threads_per_rank=1           # BLAS threads of each rank
 
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --mixing butterfly --average-every 10 egs exp/mpi/0.nnet exp/mpi
-Options: --mpi-cmd, --num-epochs, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
+Options: --mpi-cmd, --num-epochs, --lr-schedule, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
   --mixing, --average-every, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
   --train-opts, --threads-per-rank"
 . "$(dirname "$0")/parse_options.sh"
@@ -54,7 +55,7 @@ else
   # shellcheck disable=SC2086
   if ! OMP_NUM_THREADS=$threads_per_rank OPENBLAS_NUM_THREADS=$threads_per_rank MKL_NUM_THREADS=$threads_per_rank \
       $mpi_cmd -n "$nj" nnet-train-mpi --world-size="$nj" --use-gpu="$use_gpu" --optimizer="$optimizer" \
-      --mixing="$mixing" --average-every="$average_every" --num-epochs="$num_epochs" \
+      --mixing="$mixing" --average-every="$average_every" --num-epochs="$num_epochs" --epoch-schedule="$lr_schedule" \
       --learn-rate="$initial_learning_rate" --final-learn-rate="$final_learning_rate" \
       --scale-lr-by-world-size="$scale_lr_by_jobs" --minibatch-size="$minibatch_size" \
       --randomizer-size="$randomizer_size" --randomizer-seed="$seed" $train_opts \

@@ -88,3 +88,14 @@ def test_failing_rank_ends_the_job_quickly(four_archives):
     assert time.time() - t0 < 30
     assert re.search(r"ERROR \(nnet-train-mpi rank 2/4 .*rank 2 failed: .*f/3.scp", p.stderr), p.stderr
     assert not (tmp / "z.nnet").exists()
+
+
+def test_newbob_between_epochs_over_mpi(four_archives):
+    tmp = four_archives
+    p = mpi(2, train_args(tmp, tmp / "nb.nnet", "--epoch-schedule=newbob", "--num-epochs=4"))
+    epochs = re.findall(r"rank 0/2 .*epoch (\d)/4 learn-rate=(\S+)", p.stderr)
+    assert len(epochs) >= 2 and epochs[0][1] == "0.02"  # 0.01 x 2 ranks
+    assert (tmp / "nb.nnet").exists()
+    no_cv = [a for a in train_args(tmp, tmp / "nb2.nnet", "--epoch-schedule=newbob") if not a.startswith("--cv-")]
+    p = mpi(2, no_cv, check=False)
+    assert p.returncode != 0 and "needs --cv-feats" in p.stderr

@@ -17,7 +17,7 @@ num_iters=8           # iterations of parallel training (one pass per job over i
 hidden_layers=3
 hidden_dim=512
 nonlinearity=sigmoid
-lr_schedule=exponential  # exponential | newbob (with --parallel files)
+lr_schedule=exponential  # between iterations/epochs: exponential | newbob
 initial_learning_rate=0.008
 final_learning_rate=0.0008
 minibatch_size=256
@@ -83,7 +83,7 @@ fi
 common=(--minibatch-size $minibatch_size --optimizer $optimizer
         --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate)
 if [ $parallel = mpi ]; then
-  train=(steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters --mixing $mixing
+  train=(steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters --lr-schedule $lr_schedule --mixing $mixing
          --average-every $average_every "${common[@]}")
 else
   train=(steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters --ng-state $ng_state

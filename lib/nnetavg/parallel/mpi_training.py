@@ -24,11 +24,11 @@ import time
 import numpy as np
 
 from nnetavg.data.utterances import DataStats
-from nnetavg.errors import ObjectiveError
+from nnetavg.errors import NnetavgError, ObjectiveError
 from nnetavg.log import kv
 from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator, PeriodicMixer
-from nnetavg.train.schedules import exponential_rate
+from nnetavg.train.schedules import NewbobSchedule, exponential_rate
 from nnetavg.train.trainer import Trainer, TrainOptions, evaluate
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class MPIOptions:
     scale_lr_by_world_size: bool = dataclasses.field(default=True, metadata={"help": "Multiply the learning rate by the number of ranks"})
     world_size: int = dataclasses.field(default=0, metadata={"help": "Number of ranks expected (0: any); guards against a broken launcher"})
     cuda_aware_mpi: bool = dataclasses.field(default=False, metadata={"help": "Hand GPU buffers to MPI directly (no host staging)"})
+    epoch_schedule: str = dataclasses.field(default="exponential", metadata={"help": "Between epochs: exponential (to --final-learn-rate) | newbob (nnet1's accept/reject and halving; needs --cv-feats; --num-epochs is the maximum)"})
 
 
 @dataclasses.dataclass
@@ -67,10 +68,24 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
     reports = []
     initial = opts.learn_rate
     final = mpi.final_learn_rate or initial
+    newbob = None
+    if mpi.epoch_schedule == "newbob":
+        if not cv_feats:
+            raise NnetavgError("--epoch-schedule=newbob needs --cv-feats and --cv-ali")
+        newbob = NewbobSchedule(initial, max_iters=mpi.num_epochs)
+        newbob.start(_cv(comm, nnet, cv_feats, cv_ali, transform)[0])
+        best = nnet.params.copy()
+    elif mpi.epoch_schedule != "exponential":
+        raise NnetavgError(f"--epoch-schedule must be exponential or newbob, not {mpi.epoch_schedule!r}")
     for epoch in range(mpi.num_epochs):
+        if newbob is not None and newbob.state["stop"]:
+            break
         t0 = time.perf_counter()
         mix0 = comm.seconds
-        lr = exponential_rate(initial, final, epoch, mpi.num_epochs) if final != initial else initial
+        if newbob is not None:
+            lr = newbob.learning_rate()
+        else:
+            lr = exponential_rate(initial, final, epoch, mpi.num_epochs) if final != initial else initial
         if mpi.scale_lr_by_world_size:
             lr *= comm.size
         epoch_opts = dataclasses.replace(opts, learn_rate=lr, randomizer_seed=opts.randomizer_seed + 1000 * comm.rank + epoch)
@@ -82,12 +97,14 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
         tot = comm.allreduce_sum([stats.frames, stats.loss_sum, stats.correct])
         if not np.isfinite(tot[1]):
             raise ObjectiveError(f"the training objective is not finite after epoch {epoch + 1}")
-        cv = (float("nan"), float("nan"), 0)
-        if cv_feats:
-            cs = evaluate(nnet, cv_feats, cv_ali, transform, shard=(comm.rank, comm.size))
-            ctot = comm.allreduce_sum([cs.frames, cs.loss_sum, cs.correct])
-            if ctot[0] > 0:
-                cv = (ctot[1] / ctot[0], ctot[2] / ctot[0], int(ctot[0]))
+        cv = _cv(comm, nnet, cv_feats, cv_ali, transform) if cv_feats else (float("nan"), float("nan"), 0)
+        if newbob is not None:   # every rank decides alike: same CV figures after the all-reduce
+            if newbob.after_iteration(epoch + 1, cv[0]):
+                best[...] = nnet.params
+            else:
+                nnet.params[...] = best
+                log.info("epoch %d rejected by newbob (CV cross-entropy %.6g); continuing from the best model",
+                         epoch + 1, cv[0])
         rep = EpochReport(epoch + 1, lr, int(tot[0]), tot[1] / max(tot[0], 1), tot[2] / max(tot[0], 1), cv[0], cv[1],
                           cv[2], time.perf_counter() - t0, comm.seconds - mix0,
                           float(nnet.params.astype(np.float64).sum()))
@@ -100,3 +117,12 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
                     mix_fraction=round(rep.mix_seconds / max(rep.seconds, 1e-9), 4), mixes=comm.mixes,
                     local_frames=stats.frames, params_sum=f"{rep.params_sum:.10g}"), data.summary())
     return reports
+
+
+def _cv(comm: Communicator, nnet: Network, cv_feats: str, cv_ali: str, transform) -> tuple[float, float, int]:
+    """CV cross-entropy, frame accuracy and frames over the table shared among the ranks."""
+    cs = evaluate(nnet, cv_feats, cv_ali, transform, shard=(comm.rank, comm.size))
+    ctot = comm.allreduce_sum([cs.frames, cs.loss_sum, cs.correct])
+    if ctot[0] <= 0:
+        return float("nan"), float("nan"), 0
+    return ctot[1] / ctot[0], ctot[2] / ctot[0], int(ctot[0])

@@ -87,7 +87,7 @@ def main() -> int:
     if comm.rank != 0:
         return 0
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    lines = [f"# MPI mixing against compute\n",
+    lines = ["# MPI mixing against compute\n",
              f"Command: `mpiexec -n {comm.size} python bench/mpi_mixing.py {' '.join(sys.argv[1:])}`\n",
              f"{a.dims} sigmoid DNN, {net.num_params:,} parameters = {nbytes / 2**20:.0f} MiB float32; {comm.size} ranks "
              f"on {os.cpu_count()} cores ({platform.machine()}), OPENBLAS_NUM_THREADS={threads}, MPICH wheel; "

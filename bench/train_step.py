@@ -97,7 +97,6 @@ def main() -> int:
                   for _ in range(a.steps)]
         t_step, t_ng, t_gemm = (float(np.median([b[k] for b in blocks])) for k in range(3))
         overhead = float(np.median([b[1] / b[0] for b in blocks])) - 1
-        del ng, ng_net, sgd
         flops = 2 * mb * sum(i * o for i, o in zip(dims[:-1], dims[1:])) * 3 - 2 * mb * dims[0] * dims[1]
         rows.append((mb, mb / t_step, mb / t_ng, mb / t_gemm, t_gemm / t_step, overhead,
                      flops / t_gemm / 1e9, t_step * 1e3, t_ng * 1e3, t_gemm * 1e3))

@@ -22,7 +22,7 @@ import click
 
 from nnetavg import log as nlog
 from nnetavg.backend import device_xp
-from nnetavg.bin._common import KALDI_BOOL, dataclass_options, kaldi_command, pick
+from nnetavg.bin._common import dataclass_options, kaldi_command, pick
 from nnetavg.bin._train import trainer_arguments
 from nnetavg.errors import NnetavgError
 from nnetavg.io.nnet1 import read_nnet, write_nnet

@@ -11,7 +11,7 @@ import pytest
 
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import MATRIX, TableWriter
-from nnetavg.nnet.components import Rbm
+
 from nnetavg.nnet.network import Network
 from nnetavg.rbm import RbmTrainer, RbmTrainOptions, free_energy, new_rbm, rbm_to_nnet
 from tests.conftest import BIN_DIR, run_cmd

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nnetavg.backend import to_numpy
-from nnetavg.nnet.components import AffineTransform, Sigmoid, Softmax
+from nnetavg.nnet.components import AffineTransform, Softmax
 from nnetavg.nnet.network import Network
 from nnetavg.nnet.proto import init_from_proto, make_proto
 from nnetavg.train.natural_gradient import OnlinePreconditioner, precondition_simple

@@ -30,12 +30,11 @@ Options: --mpi-cmd, --learning-rate, --lr-schedule, --lr-decay, --chunk-size, --
   --asgd-eta, --cv-check-every,
   --minibatch-size, --randomizer-size, --seed, --threads-per-rank, --train-opts"
 . "$(dirname "$0")/parse_options.sh"
+. "$(dirname "$0")/common.sh"
 
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3
-for f in "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/cv/feats.scp" "$init"; do
-  [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
-done
+require_files "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/cv/feats.scp" "$init"
 nj=$(cat "$egs/info/num_archives")
 mkdir -p "$dir/log"
 cp "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" "$dir/"
@@ -44,19 +43,15 @@ if [ -f "$dir/final.nnet" ]; then
 else
   echo "$0: 1 server + $nj workers, $lr_schedule from $learning_rate, averaged SGD $averaged_sgd"
   # shellcheck disable=SC2086
-  if ! OMP_NUM_THREADS=$threads_per_rank OPENBLAS_NUM_THREADS=$threads_per_rank \
-      $mpi_cmd -n $((nj + 1)) nnet-train-asgd --learn-rate="$learning_rate" --lr-schedule="$lr_schedule" \
-      --lr-decay="$lr_decay" --averaged-sgd="$averaged_sgd" --asgd-eta="$asgd_eta" \
-      --chunk-size="$chunk_size" --search-fraction="$search_fraction" \
-      --search-feats="scp:$egs/feats.1.scp" --search-ali="ark:$egs/ali.1.ark" \
-      --cv-check-every="$cv_check_every" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
-      --randomizer-seed="$seed" $train_opts --feature-transform="$dir/final.feature_transform" \
-      --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" \
-      "$init" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" "$dir/final.nnet" > "$dir/log/train_asgd.log" 2>&1; then
-    echo "$0: asynchronous training failed; see $dir/log/train_asgd.log:" >&2
-    grep '^ERROR' "$dir/log/train_asgd.log" >&2 || tail -n 5 "$dir/log/train_asgd.log" >&2
-    exit 1
-  fi
+  run_mpi "$dir/log/train_asgd.log" $((nj + 1)) "$threads_per_rank" \
+    nnet-train-asgd --learn-rate="$learning_rate" --lr-schedule="$lr_schedule" \
+    --lr-decay="$lr_decay" --averaged-sgd="$averaged_sgd" --asgd-eta="$asgd_eta" \
+    --chunk-size="$chunk_size" --search-fraction="$search_fraction" \
+    --search-feats="scp:$egs/feats.1.scp" --search-ali="ark:$egs/ali.1.ark" \
+    --cv-check-every="$cv_check_every" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
+    --randomizer-seed="$seed" $train_opts --feature-transform="$dir/final.feature_transform" \
+    --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" \
+    "$init" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" "$dir/final.nnet"
 fi
 grep -o 'server gradients-applied.*' "$dir/log/train_asgd.log" | cut -c1-200 || true
 nnet-compute-prob --feature-transform="$dir/final.feature_transform" "$dir/final.nnet" \

@@ -36,14 +36,13 @@ Options: --mpi-cmd, --num-epochs, --lr-schedule, --initial-learning-rate, --fina
   --mixing, --average-every, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
   --train-opts, --threads-per-rank"
 . "$(dirname "$0")/parse_options.sh"
+. "$(dirname "$0")/common.sh"
 
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3
 
-for f in "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" \
-         "$egs/cv/feats.scp" "$egs/cv/ali.ark" "$init"; do
-  [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
-done
+require_files "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" \
+  "$egs/cv/feats.scp" "$egs/cv/ali.ark" "$init"
 nj=$(cat "$egs/info/num_archives")
 mkdir -p "$dir/log"
 cp "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" "$dir/"
@@ -53,19 +52,15 @@ if [ -f "$dir/final.nnet" ]; then
 else
   echo "$0: $nj ranks, $mixing mixing every $average_every minibatches, $optimizer, $num_epochs epochs"
   # shellcheck disable=SC2086
-  if ! OMP_NUM_THREADS=$threads_per_rank OPENBLAS_NUM_THREADS=$threads_per_rank MKL_NUM_THREADS=$threads_per_rank \
-      $mpi_cmd -n "$nj" nnet-train-mpi --world-size="$nj" --use-gpu="$use_gpu" --optimizer="$optimizer" \
-      --mixing="$mixing" --average-every="$average_every" --num-epochs="$num_epochs" --epoch-schedule="$lr_schedule" \
-      --learn-rate="$initial_learning_rate" --final-learn-rate="$final_learning_rate" \
-      --scale-lr-by-world-size="$scale_lr_by_jobs" --minibatch-size="$minibatch_size" \
-      --randomizer-size="$randomizer_size" --randomizer-seed="$seed" $train_opts \
-      --feature-transform="$dir/final.feature_transform" \
-      --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" \
-      "$init" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" "$dir/final.nnet" > "$dir/log/train_mpi.log" 2>&1; then
-    echo "$0: MPI training failed; see $dir/log/train_mpi.log:" >&2
-    grep '^ERROR' "$dir/log/train_mpi.log" >&2 || tail -n 5 "$dir/log/train_mpi.log" >&2
-    exit 1
-  fi
+  run_mpi "$dir/log/train_mpi.log" "$nj" "$threads_per_rank" \
+    nnet-train-mpi --world-size="$nj" --use-gpu="$use_gpu" --optimizer="$optimizer" \
+    --mixing="$mixing" --average-every="$average_every" --num-epochs="$num_epochs" --epoch-schedule="$lr_schedule" \
+    --learn-rate="$initial_learning_rate" --final-learn-rate="$final_learning_rate" \
+    --scale-lr-by-world-size="$scale_lr_by_jobs" --minibatch-size="$minibatch_size" \
+    --randomizer-size="$randomizer_size" --randomizer-seed="$seed" $train_opts \
+    --feature-transform="$dir/final.feature_transform" \
+    --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" \
+    "$init" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" "$dir/final.nnet"
 fi
 grep 'rank 0/' "$dir/log/train_mpi.log" | grep -o 'epoch [0-9]*/[0-9]* .*cv-frame-accuracy=[0-9.e+-]*' | \
   sed 's/train-frames=[0-9]* //' || true

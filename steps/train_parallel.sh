@@ -43,14 +43,13 @@ Options: --cmd, --num-iters, --lr-schedule, --newbob-opts, --initial-learning-ra
   --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --ng-state, --use-gpu,
   --train-opts, --keep-job-models, --stage"
 . "$(dirname "$0")/parse_options.sh"
+. "$(dirname "$0")/common.sh"
 
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3
 
-for f in "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" \
-         "$egs/cv/feats.scp" "$egs/cv/ali.ark" "$init"; do
-  [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
-done
+require_files "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" \
+  "$egs/cv/feats.scp" "$egs/cv/ali.ark" "$init"
 case $optimizer in
   sgd) trainer=nnet-train-simple ;;
   ngsgd) trainer=nnet-train-ngsgd ;;

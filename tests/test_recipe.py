@@ -149,3 +149,19 @@ def test_newbob_through_train_parallel(recipe_copy):
     assert again.returncode == 0 and "iteration 1 of" not in again.stdout  # nothing retrained
     assert (recipe_copy / "exp" / "nb" / "final.nnet").read_bytes() == \
         (recipe_copy / "exp" / "nb" / f"{best}.nnet").read_bytes() or best == 0
+
+
+@pytest.mark.slow
+def test_train_asgd_step(recipe_copy):
+    """steps/train_asgd.sh on the tiny egs: 1 server + 4 workers, the per-chunk search."""
+    env = tiny_egs(recipe_copy)
+    p = subprocess.run(["bash", "steps/train_asgd.sh", "--lr-schedule", "search", "--chunk-size", "2000",
+                        "--cv-check-every", "20", "egs", "exp/dnn/0.nnet", "exp/asgd"], cwd=recipe_copy,
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "1 server + 4 workers, search from 0.008" in p.stdout
+    m = re.search(r"gradients-applied=(\d+) gradients-sent=(\d+)", p.stdout)
+    assert m and m.group(1) == m.group(2)
+    assert re.search(r"final CV cross-entropy=\S+ frame-accuracy=0\.\d+", p.stdout)
+    log = (recipe_copy / "exp" / "asgd" / "log" / "train_asgd.log").read_text()
+    assert "chunk 1: learn-rate=" in log and all(f"rank {r}/5" in log for r in range(5))

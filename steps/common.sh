@@ -1,0 +1,24 @@
+# Shell functions shared by the steps (sourced, after parse_options.sh).
+
+# require_files FILE...: exits with an error naming the first missing file.
+require_files() {
+  local f
+  for f in "$@"; do
+    [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
+  done
+}
+
+# run_mpi LOG NPROC THREADS COMMAND...: runs COMMAND on NPROC ranks with $mpi_cmd (mpiexec, or
+# "srun --mpi=pmi2"), THREADS BLAS threads per rank, all output to LOG; on failure prints the
+# ERROR lines of LOG (or its tail) and exits 1.
+run_mpi() {
+  local log=$1 nproc=$2 threads=$3
+  shift 3
+  # shellcheck disable=SC2086
+  if ! OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
+      $mpi_cmd -n "$nproc" "$@" > "$log" 2>&1; then
+    echo "$0: $1 failed; see $log:" >&2
+    grep '^ERROR' "$log" >&2 || tail -n 5 "$log" >&2
+    exit 1
+  fi
+}

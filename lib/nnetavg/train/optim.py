@@ -64,35 +64,46 @@ class SGD:
                 p -= (learn_rate * coef) * grad
 
     def _update_affine(self, index: int, comp: AffineTransform, x, dy, learn_rate: float) -> None:
+        self._apply_affine(index, comp, dy, x, None, 1.0, learn_rate)
+
+    def _apply_affine(self, index: int, comp: AffineTransform, g, x, bias_col, scale: float,
+                      learn_rate: float) -> None:
+        """Equations (1)-(5) for the direction ``scale * g^T [x, bias_col]`` (``bias_col`` None: a
+        column of ones, i.e. the bias direction is ``sum_rows(g)``). ``g`` is overwritten: the
+        caller no longer needs it (back-propagation is past this layer)."""
         xp = get_array_module(x)
         W, b = comp.params["linearity"], comp.params["bias"]
         n = x.shape[0]
         lr, lr_b = learn_rate * comp.lr_coef, learn_rate * comp.bias_lr_coef
+
+        def bias_dir(gg):
+            return gg.sum(axis=0) if bias_col is None else gg.T @ bias_col
+
         if self.opts.l2_penalty and lr:
             W *= 1.0 - lr * self.opts.l2_penalty * n                       # (3)
         if self._corr is None:
-            # dy is ours to overwrite (back-propagation is past this layer): scale it in place.
             if lr:
-                dy *= lr
-                W -= dy.T @ x                                               # (1), (4)
+                g *= lr * scale                    # scaled in place: no scaled copy of g or x
+                W -= g.T @ x                                                # (1), (4)
                 if lr_b:
-                    b -= (lr_b / lr) * dy.sum(axis=0)                       # (2), (4)
+                    b -= (lr_b / lr) * bias_dir(g)                          # (2), (4)
             elif lr_b:
-                b -= lr_b * dy.sum(axis=0)
+                b -= (lr_b * scale) * bias_dir(g)
         else:
+            if scale != 1.0:
+                g *= scale
             cW, cb = self._corr[index]["linearity"], self._corr[index]["bias"]
             cW *= self.opts.momentum
-            cW += dy.T @ x                                                  # (1)
+            cW += g.T @ x                                                   # (1)
             cb *= self.opts.momentum
-            cb += dy.sum(axis=0)                                            # (2)
+            cb += bias_dir(g)                                               # (2)
             if lr:
                 W -= lr * cW                                                # (4)
             if lr_b:
                 b -= lr_b * cb
         if comp.max_norm > 0:                                               # (5)
             norms = xp.sqrt((W * W).sum(axis=1))
-            scale = xp.minimum(1.0, comp.max_norm / xp.maximum(norms, 1e-30))
-            W *= scale[:, None]
+            W *= xp.minimum(1.0, comp.max_norm / xp.maximum(norms, 1e-30))[:, None]
 
 
 @dataclasses.dataclass
@@ -157,7 +168,6 @@ class NGSGD(SGD):
 
     def _update_affine(self, index: int, comp: AffineTransform, x, dy, learn_rate: float) -> None:
         xp = get_array_module(x)
-        W, b = comp.params["linearity"], comp.params["bias"]
         n, din = x.shape
         xe = self._with_ones(index, x)
         if self.ng.ngsgd_variant == "online":
@@ -169,7 +179,7 @@ class NGSGD(SGD):
             xh, g_in = self._ngmod.precondition_simple(xe, self.ng.alpha)
             gh, g_out = self._ngmod.precondition_simple(dy, self.ng.alpha)
         scale = g_in * g_out
-        lr, lr_b = learn_rate * comp.lr_coef, learn_rate * comp.bias_lr_coef
+        lr = learn_rate * comp.lr_coef
         if self.ng.max_change_per_sample > 0 and lr:
             row_prod = xp.sqrt(xp.einsum("ij,ij->i", xh, xh) * xp.einsum("ij,ij->i", gh, gh))
             tot = lr * scale * float(row_prod.sum())
@@ -180,29 +190,7 @@ class NGSGD(SGD):
                 if self.limited <= 10:
                     log.info("natural gradient: limiting the step of component %d by a factor %.3g "
                              "(max-change-per-sample)", index + 1, limit / tot)
-        if self.opts.l2_penalty and lr:
-            W *= 1.0 - lr * self.opts.l2_penalty * n
-        if self._corr is None:
-            if lr:
-                gh *= lr * scale                      # dy is ours to overwrite: no scaled copy
-                W -= gh.T @ xh[:, :din]
-                if lr_b:
-                    b -= (lr_b / lr) * (gh.T @ xh[:, din])
-            elif lr_b:
-                b -= (lr_b * scale) * (gh.T @ xh[:, din])
-        else:
-            cW, cb = self._corr[index]["linearity"], self._corr[index]["bias"]
-            cW *= self.opts.momentum
-            cW += (gh * scale).T @ xh[:, :din]
-            cb *= self.opts.momentum
-            cb += scale * (gh.T @ xh[:, din])
-            if lr:
-                W -= lr * cW
-            if lr_b:
-                b -= lr_b * cb
-        if comp.max_norm > 0:
-            norms = xp.sqrt((W * W).sum(axis=1))
-            W *= xp.minimum(1.0, comp.max_norm / xp.maximum(norms, 1e-30))[:, None]
+        self._apply_affine(index, comp, gh, xh[:, :din], xh[:, din], scale, learn_rate)
 
     # -- Fisher state across iterations (--ng-state keep)
     def state(self) -> dict[str, np.ndarray]:

@@ -49,7 +49,7 @@ from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.errors import NnetavgError
 from nnetavg.io.tables import MATRIX, SequentialReader
 from nnetavg.log import kv
-from nnetavg.nnet.components import AffineTransform, Rbm, Sigmoid
+from nnetavg.nnet.components import AffineTransform, Rbm, Sigmoid, sigmoid
 from nnetavg.nnet.network import Network
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,6 @@ class RbmTrainOptions:
     num_iters: int = dataclasses.field(default=1, metadata={"help": "Passes over the data"})
     with_bug: bool = dataclasses.field(default=True, metadata={"help": "nnet1's default: momentum at its maximum from the start"})
     report_period: int = dataclasses.field(default=200000, metadata={"help": "Frames between progress lines"})
-
-
-def sigmoid(x):
-    xp = get_array_module(x)
-    y = xp.tanh(x * 0.5)
-    y *= 0.5
-    y += 0.5
-    return y
 
 
 def free_energy(rbm: Rbm, v) -> np.ndarray:

@@ -158,17 +158,22 @@ class AffineTransform(Component):
                 f"learn-rate-coef={self.lr_coef:g} bias-learn-rate-coef={self.bias_lr_coef:g} max-norm={self.max_norm:g}")
 
 
+def sigmoid(x):
+    """``1 / (1 + exp(-x))`` as ``(1 + tanh(x/2)) / 2``: no overflow for large |x|, one
+    transcendental, computed in one new array."""
+    xp = get_array_module(x)
+    y = xp.multiply(x, 0.5)
+    xp.tanh(y, out=y)
+    y *= 0.5
+    y += 0.5
+    return y
+
+
 class Sigmoid(Component):
     marker = "<Sigmoid>"
 
     def forward(self, x):
-        xp = get_array_module(x)
-        # sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for large |x|, in place, one transcendental.
-        y = xp.multiply(x, 0.5)
-        xp.tanh(y, out=y)
-        y *= 0.5
-        y += 0.5
-        return y
+        return sigmoid(x)
 
     def backward(self, x, y, dy):
         return dy * y * (1.0 - y)
@@ -370,7 +375,7 @@ class Rbm(Component):
     def forward(self, x):
         y = x @ self.param("weight").T
         y += self.param("hidden_bias")
-        return Sigmoid.forward(self, y) if self.hidden_type == "bern" else y
+        return sigmoid(y) if self.hidden_type == "bern" else y
 
     def backward(self, x, y, dy):
         d = dy * y * (1.0 - y) if self.hidden_type == "bern" else dy

@@ -72,10 +72,6 @@ def device_xp() -> types.ModuleType:
     return _device_xp
 
 
-def is_numpy(xp: types.ModuleType) -> bool:
-    return xp is np
-
-
 def get_array_module(*arrays) -> types.ModuleType:
     """numpy or cupy, from the arrays given; mixing numpy and CuPy arrays is an error."""
     found = None

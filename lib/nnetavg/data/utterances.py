@@ -121,4 +121,7 @@ def labelled_utterances(feats_rspecifier: str, ali_rspecifier: str, num_pdfs: in
         x = np.asarray(checked[0], dtype=np.float32)
         if feature_transform is not None:
             x = np.asarray(feature_transform.forward(x), dtype=np.float32)
+            if x.shape[1] != input_dim:
+                raise NnetavgError(f"{feats_rspecifier}: features are of dim {x.shape[1]} after the feature "
+                                   f"transform, but the network takes {input_dim}")
         yield key, x, np.asarray(checked[1], dtype=np.int32)

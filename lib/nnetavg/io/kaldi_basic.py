@@ -283,8 +283,7 @@ class KaldiReader:
     def _parse_numbers(self, body: bytes, dtype) -> np.ndarray:
         parts = body.split()
         try:
-            return np.array([float(p) for p in parts], dtype=dtype) if len(parts) < 64 else \
-                np.array(parts, dtype=np.float64).astype(dtype)
+            return np.array(parts, dtype=np.float64).astype(dtype)
         except ValueError:
             bad = next((p for p in parts if not _is_number(p)), b"?")
             raise self.fail(f"not a number: {bad[:40].decode(errors='replace')!r}") from None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import struct
 import sys
 from typing import BinaryIO, Iterator
@@ -413,7 +412,3 @@ def write_single(wxfilename: str, obj, holder: str = MATRIX, binary: bool = True
 def job_substitute(spec: str, job: int) -> str:
     """Replaces the token ``JOB`` in a specifier by the job number (as run.pl does)."""
     return spec.replace("JOB", str(job))
-
-
-def exists_readable(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.R_OK)

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from nnetavg.backend import to_device
+from nnetavg.backend import get_array_module, to_device
 from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.data.utterances import DataStats, labelled_utterances
 from nnetavg.errors import NnetavgError, ObjectiveError
@@ -91,7 +91,6 @@ def xent_and_derivative(y, targets, compute_derivative: bool = True) -> tuple[fl
     """Cross-entropy sum and number of correct frames for softmax outputs ``y`` (N x C);
     replaces ``y`` by ``y - onehot(targets)`` (the derivative w.r.t. the softmax input) when
     ``compute_derivative``."""
-    from nnetavg.backend import get_array_module  # noqa: PLC0415
     xp = get_array_module(y)
     rows = xp.arange(y.shape[0])
     p = y[rows, targets]
@@ -167,9 +166,6 @@ class Trainer:
         for _, x, t in labelled_utterances(feats_rspecifier, ali_rspecifier, self.nnet.output_dim,
                                            self.nnet.input_dim, feature_transform, data_stats,
                                            opts.length_tolerance):
-            if x.shape[1] != self.nnet.input_dim:
-                raise NnetavgError(f"{feats_rspecifier}: features are of dim {x.shape[1]} after the feature "
-                                   f"transform, but the network takes {self.nnet.input_dim}")
             rand.add(x, t)
             if rand.full():
                 run(final=False)
@@ -204,9 +200,6 @@ def evaluate(nnet: Network, feats_rspecifier: str, ali_rspecifier: str, feature_
 
     for _, x, t in labelled_utterances(feats_rspecifier, ali_rspecifier, nnet.output_dim, nnet.input_dim,
                                        feature_transform, data_stats, length_tolerance, shard):
-        if x.shape[1] != nnet.input_dim:
-            raise NnetavgError(f"{feats_rspecifier}: features are of dim {x.shape[1]} after the feature "
-                               f"transform, but the network takes {nnet.input_dim}")
         xs.append(x)
         ts.append(t)
         n += x.shape[0]

@@ -22,3 +22,10 @@ run_mpi() {
     exit 1
   fi
 }
+
+# start_exp_dir EGS DIR: makes DIR/log and copies the egs' feature transform and pdf counts into
+# DIR, so DIR holds everything decoding needs next to its final.nnet.
+start_exp_dir() {
+  mkdir -p "$2/log"
+  cp "$1/final.feature_transform" "$1/ali_train_pdf.counts" "$2/"
+}

@@ -36,8 +36,7 @@ if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3
 require_files "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/cv/feats.scp" "$init"
 nj=$(cat "$egs/info/num_archives")
-mkdir -p "$dir/log"
-cp "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" "$dir/"
+start_exp_dir "$egs" "$dir"
 if [ -f "$dir/final.nnet" ]; then
   echo "$0: $dir/final.nnet exists, not retraining"
 else

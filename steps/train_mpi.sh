@@ -44,8 +44,7 @@ egs=$1; init=$2; dir=$3
 require_files "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" \
   "$egs/cv/feats.scp" "$egs/cv/ali.ark" "$init"
 nj=$(cat "$egs/info/num_archives")
-mkdir -p "$dir/log"
-cp "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" "$dir/"
+start_exp_dir "$egs" "$dir"
 
 if [ -f "$dir/final.nnet" ]; then
   echo "$0: $dir/final.nnet exists, not retraining"

@@ -59,9 +59,8 @@ case $ng_state in reset|keep) ;; *) echo "$0: --ng-state must be reset or keep" 
 case $lr_schedule in exponential|newbob) ;; *) echo "$0: --lr-schedule must be exponential or newbob" >&2; exit 1 ;; esac
 
 nj=$(cat "$egs/info/num_archives")
-mkdir -p "$dir/log"
+start_exp_dir "$egs" "$dir"
 [ -f "$dir/0.nnet" ] || nnet-copy "$init" "$dir/0.nnet"
-cp "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" "$dir/"
 transform=$dir/final.feature_transform
 
 cv_prob() {  # cv_prob ITER: evaluates ITER.nnet on the CV set, once

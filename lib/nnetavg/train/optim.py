@@ -32,7 +32,9 @@ import numpy as np
 
 from nnetavg.backend import get_array_module
 from nnetavg.nnet.components import AffineTransform, Component
+from nnetavg.errors import NnetavgError
 from nnetavg.nnet.network import Network
+from nnetavg.train import natural_gradient as ngmod
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +144,7 @@ class NGSGD(SGD):
         super().__init__(nnet, opts)
         self.ng = ng or NGSGDOptions()
         if self.ng.ngsgd_variant not in ("online", "simple"):
-            from nnetavg.errors import NnetavgError  # noqa: PLC0415
             raise NnetavgError(f"--ngsgd-variant must be online or simple, not {self.ng.ngsgd_variant!r}")
-        from nnetavg.train import natural_gradient as ngmod  # noqa: PLC0415
         self._ngmod = ngmod
         self.pre: dict[int, tuple] = {}
         if self.ng.ngsgd_variant == "online":
@@ -202,7 +202,6 @@ class NGSGD(SGD):
         return out
 
     def load_state(self, state: dict) -> None:
-        from nnetavg.errors import NnetavgError  # noqa: PLC0415
         xp = self.nnet.xp
         for i, sides in self.pre.items():
             for side, p in zip(("in", "out"), sides):

@@ -1,0 +1,64 @@
+"""Viterbi decoding with kaldi-hmm-gmm's LatticeFasterDecoder, from a DNN's pdf scores or a GMM.
+
+``decode_mapped`` is Kaldi's ``latgen-faster-mapped``: its input is a (frames x pdfs) matrix of
+log-likelihoods (nnet-forward's log-posteriors minus log-priors), scaled by the acoustic scale and
+expanded to transition ids (column ``tid - 1`` holds the score of ``pdf(tid)``), which is what
+kaldi-hmm-gmm's ``DecodableCtc`` reads. Defaults are those of Kaldi's ``steps/nnet/decode.sh``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnetavg.asr.lang import Lang, import_kaldi_hmm_gmm
+from nnetavg.errors import NnetavgError
+
+
+@dataclass
+class DecodeOptions:
+    beam: float = 13.0  # decoding beam (Kaldi's steps/nnet/decode.sh)
+    lattice_beam: float = 8.0
+    max_active: int = 7000
+    min_active: int = 200
+    acoustic_scale: float = 0.1  # scale of the acoustic log-likelihoods against the graph costs
+
+
+class Decoder:
+    def __init__(self, hclg, lang: Lang, opts: DecodeOptions | None = None):
+        khg = import_kaldi_hmm_gmm()
+        self.khg, self.lang, self.opts = khg, lang, opts or DecodeOptions()
+        tm = lang.transition_model
+        self.tm = tm
+        self.tid_to_pdf = np.asarray(tm.transition_id_to_pdf_array(), dtype=np.int64)[1:]
+        config = khg.LatticeFasterDecoderConfig(
+            beam=self.opts.beam, max_active=self.opts.max_active, min_active=self.opts.min_active,
+            lattice_beam=self.opts.lattice_beam,
+        )
+        self.hclg = hclg  # the C++ decoder keeps a pointer to the graph: keep it alive
+        self.decoder = khg.LatticeFasterDecoder(hclg, config)
+        self.id_to_word = lang.id_to_word
+
+    def _run(self, utt: str, decodable) -> tuple[list[str], float] | None:
+        ok, _, word_ids, like = self.khg.decode_utterance_lattice_faster(
+            decoder=self.decoder, decodable=decodable, trans_model=self.tm, utt=utt, allow_partial=True
+        )
+        if not ok:
+            return None
+        return [self.id_to_word[w] for w in word_ids], float(like)
+
+    def decode_mapped(self, utt: str, pdf_loglikes: np.ndarray):
+        """Words and total score for one utterance's (T x num_pdfs) log-likelihoods; None if it failed."""
+        if pdf_loglikes.ndim != 2 or pdf_loglikes.shape[1] != self.tm.num_pdfs:
+            raise NnetavgError(
+                f"utterance {utt}: log-likelihoods have {pdf_loglikes.shape[-1]} columns, "
+                f"the transition model has {self.tm.num_pdfs} pdfs"
+            )
+        scores = np.ascontiguousarray(self.opts.acoustic_scale * pdf_loglikes[:, self.tid_to_pdf], dtype=np.float32)
+        return self._run(utt, self.khg.DecodableCtc(scores))
+
+    def decode_gmm(self, utt: str, am, feats: np.ndarray):
+        decodable = self.khg.DecodableAmDiagGmmScaled(am=am, tm=self.tm, feats=np.ascontiguousarray(feats, np.float32),
+                                                      scale=self.opts.acoustic_scale)
+        return self._run(utt, decodable)

@@ -1,0 +1,57 @@
+"""A monophone GMM baseline with kaldi-hmm-gmm, trained on given frame alignments.
+
+Kaldi's ``train_mono.sh`` without the flat start: each pdf starts as one Gaussian with the mean
+and variance of its aligned frames; then ``num_iters`` passes of ML re-estimation, each followed
+by a mix-up (``split_by_count``) towards ``total_gauss`` Gaussians in ``num_iters // 2`` equal
+steps. Transition probabilities stay those of the topology (the decoding graph is built from the
+same topology). kaldi-hmm-gmm's mix-up is not seedable, so results vary slightly run to run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from nnetavg.asr.lang import Lang, import_kaldi_hmm_gmm
+
+log = logging.getLogger(__name__)
+
+
+def train_mono_gmm(lang: Lang, feats: dict[str, np.ndarray], pdf_ali: dict[str, np.ndarray],
+                   num_iters: int = 10, total_gauss: int = 1000):
+    khg = import_kaldi_hmm_gmm()
+    num_pdfs = lang.transition_model.num_pdfs
+    keys = [k for k in feats if k in pdf_ali]
+    x = np.concatenate([feats[k] for k in keys]).astype(np.float64)
+    y = np.concatenate([pdf_ali[k] for k in keys])
+    dim = x.shape[1]
+    glob_mean, glob_var = x.mean(0), x.var(0) + 1e-3
+    am = khg.AmDiagGmm()
+    for pdf in range(num_pdfs):
+        rows = x[y == pdf]
+        mean, var = (rows.mean(0), rows.var(0) + 1e-3) if len(rows) > 2 else (glob_mean, glob_var)
+        gmm = khg.DiagGmm(nmix=1, dim=dim)
+        gmm.set_weights(np.ones(1, np.float32))
+        gmm.set_means(mean[None].astype(np.float32))
+        gmm.set_invvars((1.0 / var)[None].astype(np.float32))
+        gmm.compute_gconsts()
+        am.add_pdf(gmm)
+    flags = khg.str_to_gmm_flags("mvw")
+    mix_iters = max(1, num_iters // 2)
+    step = max(0, (total_gauss - num_pdfs) // mix_iters)
+    target = num_pdfs
+    x32 = x.astype(np.float32)
+    for it in range(num_iters):
+        acc = khg.AccumAmDiagGmm()
+        acc.init(model=am, flags=flags)
+        like = 0.0
+        for t in range(len(y)):
+            like += acc.accumulate_for_gmm(model=am, data=x32[t], gmm_index=int(y[t]), weight=1.0)
+        impr, count = khg.mle_am_diag_gmm_update(config=khg.MleDiagGmmOptions(), amdiag_gmm_acc=acc, flags=flags, am_gmm=am)
+        log.info("GMM iteration %d: avg_loglike=%.3f impr_per_frame=%.4f gauss=%d", it, like / len(y), impr / count, am.num_gauss)
+        if it < mix_iters:
+            target = min(total_gauss, target + step)
+            occs = np.array([acc.get_acc(i).occupancy.sum() for i in range(acc.num_accs)], np.float32)
+            am.split_by_count(state_occs=occs, target_components=target, perturb_factor=0.01, power=0.2, min_count=20.0)
+    return am

@@ -1,0 +1,61 @@
+"""Word error rate with kaldialign, as Kaldi's compute-wer (--mode=present) and
+compute-wer-bootci (95% confidence interval by bootstrap resampling of utterances, Bisani & Ney 2004)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nnetavg.errors import NnetavgError
+
+
+def read_text(path: str) -> dict[str, list[str]]:
+    """``utt word word ...`` lines (an ``ark:``/``ark,t:`` prefix is accepted and ignored)."""
+    if ":" in path and path.split(":", 1)[0] in ("ark", "ark,t"):
+        path = path.split(":", 1)[1]
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if fields:
+                out[fields[0]] = fields[1:]
+    return out
+
+
+@dataclass
+class WerResult:
+    errors: int
+    words: int
+    ins: int
+    dels: int
+    subs: int
+    sentences: int
+    sentence_errors: int
+    ci95min: float
+    ci95max: float
+
+    @property
+    def wer(self) -> float:
+        return 100.0 * self.errors / max(self.words, 1)
+
+    def kaldi_lines(self) -> str:
+        return (f"%WER {self.wer:.2f} [ {self.errors} / {self.words}, {self.ins} ins, {self.dels} del, {self.subs} sub ]\n"
+                f"%SER {100.0 * self.sentence_errors / max(self.sentences, 1):.2f} [ {self.sentence_errors} / {self.sentences} ]\n"
+                f"%WER-CI95 [ {self.ci95min:.2f} , {self.ci95max:.2f} ] (bootstrap)")
+
+
+def compute_wer(refs: dict[str, list[str]], hyps: dict[str, list[str]], replications: int = 1000, seed: int = 0) -> WerResult:
+    import kaldialign
+
+    keys = [k for k in refs if k in hyps]
+    if not keys:
+        raise NnetavgError("no utterance is in both the reference and the hypothesis")
+    errs = ins = dels = subs = words = sent_err = 0
+    for k in keys:
+        d = kaldialign.edit_distance(refs[k], hyps[k])
+        ins, dels, subs = ins + d["ins"], dels + d["del"], subs + d["sub"]
+        errs += d["total"]
+        words += len(refs[k])
+        sent_err += d["total"] > 0
+    ci = kaldialign.bootstrap_wer_ci([refs[k] for k in keys], [hyps[k] for k in keys], replications=replications, seed=seed)
+    # kaldialign gives mean +- 1.96 std, which can dip below 0 for a near-perfect system: clamp.
+    return WerResult(errs, words, ins, dels, subs, len(keys), sent_err, max(0.0, 100 * ci["ci95min"]), 100 * ci["ci95max"])

@@ -127,5 +127,5 @@ if [ "$lr_schedule" = newbob ]; then
   eval "$(nnet-newbob --show "$newbob" 2>>"$dir/log/newbob.log")"
   last=$best_iter
 fi
-nnet-copy "$dir/$last.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
+[ "$dir/final.nnet" -nt "$dir/$last.nnet" ] || nnet-copy "$dir/$last.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
 echo "$0: done: $dir/final.nnet (= $last.nnet); final CV $(cv_prob "$last")"

@@ -1,0 +1,103 @@
+"""Lang directory, alignments from phone timings, the word-loop HCLG and decoding: a path's own
+scores decode to its words; WER against hand-counted edits."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("kaldi_hmm_gmm")
+
+from nnetavg.asr.align import PhoneTimeAligner, frame_geometry, parse_phone_times  # noqa: E402
+from nnetavg.asr.decode import Decoder, DecodeOptions  # noqa: E402
+from nnetavg.asr.graph import make_word_loop_graph  # noqa: E402
+from nnetavg.asr.lang import load_lang, prepare_lang  # noqa: E402
+from nnetavg.asr.score import compute_wer  # noqa: E402
+from nnetavg.errors import NnetavgError  # noqa: E402
+from tests.conftest import run_cmd  # noqa: E402
+
+LEXICON = "cat k a t\ncap k a p\ntack t a k\npack p a k\nact a k t\n"
+RATE = 16000
+
+
+@pytest.fixture
+def lang(tmp_path):
+    (tmp_path / "lexicon.txt").write_text(LEXICON)
+    prepare_lang(str(tmp_path / "lexicon.txt"), str(tmp_path / "lang"))
+    return load_lang(str(tmp_path / "lang"))
+
+
+def test_lang_files(lang, tmp_path):
+    assert lang.phones["<eps>"] == 0 and lang.phones["SIL"] == 1 and lang.phones["#1"] == max(lang.phones.values())
+    assert sorted(lang.words) == ["<eps>", "act", "cap", "cat", "pack", "tack"]
+    tm = lang.transition_model
+    # 4 phones x 3 states + silence x 5 states, one pdf each; two transitions per state
+    assert tm.num_pdfs == 4 * 3 + 5
+    assert tm.num_transition_ids == 2 * tm.num_pdfs
+
+
+def segments_for(lang, words, phone_ms=60, sil_ms=200):
+    segs, t = [("SIL", 0.0)], sil_ms
+    for w in words:
+        for p in lang.lexicon[w][0]:
+            segs.append((p, float(t)))
+            t += phone_ms
+        if w != words[-1] and len(segs) % 2:
+            segs.append(("SIL", float(t)))  # a pause between some words
+            t += 100
+    segs.append(("SIL", float(t)))
+    return segs, t + sil_ms
+
+
+def test_alignment_follows_the_timings(lang):
+    aligner = PhoneTimeAligner(lang)
+    segs, dur = segments_for(lang, ["cat", "act"])
+    window, shift = frame_geometry(RATE)
+    num_frames = 1 + (int(dur * RATE / 1000) - window) // shift
+    ali = aligner.align("u", segs, num_frames, RATE)
+    tm = lang.transition_model
+    phones = [tm.transition_id_to_phone(int(t)) for t in ali]
+    # frame t's centre is at 10 t + 12.5 ms; it lies in the segment starting at or before it
+    for t in (0, 25, 40, 60, num_frames - 1):
+        centre = t * 10 + 12.5
+        expect = [p for p, s in segs if s <= centre][-1]
+        assert phones[t] == lang.phones[expect], t
+    # each state's last frame takes the forward transition, the others its self-loop
+    pdfs = aligner.to_pdfs(ali)
+    for t in range(num_frames - 1):
+        if pdfs[t] != pdfs[t + 1]:
+            assert not tm.is_self_loop(int(ali[t]))
+    with pytest.raises(NnetavgError, match="not in the lang"):
+        aligner.align("u", [("zz", 0.0)], 5, RATE)
+    with pytest.raises(NnetavgError, match="increasing"):
+        parse_phone_times("u 100 SIL 0 k 50 a 20")
+
+
+def test_decoding_a_path_gives_its_words(lang, tmp_path):
+    aligner = PhoneTimeAligner(lang)
+    decoder = Decoder(make_word_loop_graph(lang), lang, DecodeOptions())
+    rng = np.random.default_rng(0)
+    for words in (["cat"], ["tack", "pack", "act"], ["cap", "cat", "cap", "act", "pack"]):
+        segs, dur = segments_for(lang, words)
+        window, shift = frame_geometry(RATE)
+        n = 1 + (int(dur * RATE / 1000) - window) // shift
+        pdfs = aligner.to_pdfs(aligner.align("u", segs, n, RATE))
+        loglikes = -8.0 + rng.normal(0, 1.0, (n, aligner.num_pdfs))
+        loglikes[np.arange(n), pdfs] = 0.0
+        hyp, _ = decoder.decode_mapped("u", loglikes.astype(np.float32))
+        assert hyp == words
+    with pytest.raises(NnetavgError, match="pdfs"):
+        decoder.decode_mapped("u", np.zeros((10, 3), np.float32))
+
+
+def test_graph_command_and_wer(lang, tmp_path):
+    run_cmd(["make-loop-graph", str(tmp_path / "lang"), str(tmp_path / "graph/HCLG.fst")])
+    assert (tmp_path / "graph/HCLG.fst").stat().st_size > 0
+    refs = {"a": "cat act".split(), "b": "tack pack cap".split(), "c": "act".split()}
+    hyps = {"a": "cat".split(), "b": "tack cat cap".split(), "c": "act cat".split()}
+    r = compute_wer(refs, hyps, replications=200)
+    assert (r.errors, r.words, r.ins, r.dels, r.subs) == (3, 6, 1, 1, 1)  # a: 1 del, b: 1 sub, c: 1 ins
+    assert r.wer == pytest.approx(50.0) and r.sentence_errors == 3
+    assert 0.0 <= r.ci95min <= r.wer <= r.ci95max
+    (tmp_path / "ref").write_text("".join(f"{k} {' '.join(v)}\n" for k, v in refs.items()))
+    (tmp_path / "hyp").write_text("".join(f"{k} {' '.join(v)}\n" for k, v in hyps.items() if k != "c"))
+    out = run_cmd(["compute-wer", str(tmp_path / "ref"), str(tmp_path / "hyp")])
+    assert out.stdout.startswith("%WER 50.00 [ 3 / 6, 0 ins, 2 del, 1 sub ]")  # c scored as deleted

@@ -1,0 +1,49 @@
+"""The digits recipe (espeak-ng speech, fbank, HCLG decoding) at its tiny size, end to end, as CI
+runs it: both the GMM baseline and the DNN (NG-SGD, 2 jobs averaged) must decode the unseen test
+speakers with a WER below 10% (measured: GMM 0%, DNN 0-1% on this corpus)."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_recipe import command_env
+
+RECIPE = os.path.join(REPO, "egs", "digits", "s5")
+
+
+def espeak_available():
+    if os.path.exists("/usr/lib/x86_64-linux-gnu/libespeak-ng.so.1") or shutil.which("espeak-ng"):
+        return True
+    return shutil.which("apt-get") is not None and os.geteuid() == 0  # the recipe installs it
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed and cannot be installed (needs apt-get as root)")
+def test_digits_recipe_tiny_end_to_end(tmp_path):
+    args = ["bash", "run.sh", "--preset", "tiny", "--nj", "2", "--num-iters", "6",
+            "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
+    p = subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, env=command_env())
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    wers = {}
+    for system in ("mono", "dnn"):
+        text = (tmp_path / "exp" / system / "decode_test" / "wer").read_text()
+        m = re.match(r"%WER (\d+\.\d+) \[ (\d+) / (\d+),", text)
+        assert m, text
+        wers[system] = float(m.group(1))
+        assert int(m.group(3)) > 50, "too few test words to mean anything"
+        assert "%WER-CI95 [" in text
+    assert wers["mono"] < 10.0 and wers["dnn"] < 10.0, wers
+    # the DNN learnt the frames: final CV frame accuracy far above chance (1/68)
+    log = p.stdout
+    acc = float(re.findall(r"final CV cross-entropy=\S+ frame-accuracy=(\S+)", log)[-1])
+    assert acc > 0.5, acc
+    # a rerun finds everything done and changes nothing
+    before = (tmp_path / "exp" / "dnn" / "final.nnet").read_bytes()
+    p2 = subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, env=command_env())
+    assert p2.returncode == 0, p2.stderr[-2000:]
+    assert (tmp_path / "exp" / "dnn" / "final.nnet").read_bytes() == before
+    assert "up to date" in p2.stdout

@@ -15,12 +15,15 @@ import click
 from nnetavg.asr.features import compute_features, read_wav, read_wav_scp
 from nnetavg.bin._common import kaldi_command
 from nnetavg.io.tables import MATRIX, TableWriter
+from nnetavg.progress import Progress
 
 log = logging.getLogger("nnetavg.bin")
 
 
 def _run(kind, wav_scp, feats_wspecifier, num_mel_bins, num_ceps, dither):
     start, n, frames = time.time(), 0, 0
+    with open(wav_scp, encoding="utf-8") as f:
+        progress = Progress("utterances", total=sum(1 for line in f if line.strip()), period=30.0)
     with TableWriter(feats_wspecifier, MATRIX) as w:
         for utt, path in read_wav_scp(wav_scp):
             samples, rate = read_wav(path, utt)
@@ -31,6 +34,8 @@ def _run(kind, wav_scp, feats_wspecifier, num_mel_bins, num_ceps, dither):
             w.write(utt, feats)
             n += 1
             frames += feats.shape[0]
+            progress.update()
+    progress.close()
     secs = time.time() - start
     log.info("computed %s features for %d utterances: frames=%d dim=%d frames_per_s=%.0f",
              kind, n, frames, feats.shape[1] if n else 0, frames / max(secs, 1e-9))

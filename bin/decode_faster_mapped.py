@@ -17,6 +17,7 @@ from nnetavg.asr.lang import import_kaldi_hmm_gmm, load_lang
 from nnetavg.bin._common import dataclass_options, fail, kaldi_command
 from nnetavg.fileutil import atomic_output
 from nnetavg.io.tables import MATRIX, SequentialReader
+from nnetavg.progress import Progress
 
 log = logging.getLogger("nnetavg.bin")
 
@@ -34,10 +35,12 @@ def main(lang_dir, hclg_fst, loglikes_rspecifier, hyp_text, verbose, **opts):
 
     decoder = Decoder(kaldifst.StdVectorFst.read(hclg_fst), lang, DecodeOptions(**opts))
     start, n, failed, frames = time.time(), 0, 0, 0
+    progress = Progress("utterances", period=30.0)
     with atomic_output(hyp_text) as out:
         for utt, loglikes in SequentialReader(loglikes_rspecifier, MATRIX):
             result = decoder.decode_mapped(utt, loglikes)
             frames += loglikes.shape[0]
+            progress.update()
             if result is None:
                 failed += 1
                 log.warning("utterance %s: decoding failed (no final state reached)", utt)
@@ -45,6 +48,7 @@ def main(lang_dir, hclg_fst, loglikes_rspecifier, hyp_text, verbose, **opts):
             words, _ = result
             out.write(f"{utt} {' '.join(words)}\n".encode())
             n += 1
+    progress.close()
     secs = time.time() - start
     log.info("decoded %d utterances, %d failed: frames=%d real_time_factor=%.4f", n, failed, frames,
              secs / max(frames * 0.01, 1e-9))

@@ -17,6 +17,7 @@ from nnetavg.bin._common import KALDI_BOOL, fail, kaldi_command, use_gpu_option
 from nnetavg.io.nnet1 import read_nnet
 from nnetavg.io.tables import MATRIX, VECTOR, SequentialReader, TableWriter, read_single
 from nnetavg.nnet.forward import Forward
+from nnetavg.progress import Progress
 
 log = logging.getLogger("nnetavg.bin")
 
@@ -43,6 +44,7 @@ def main(use_gpu, feature_transform, no_softmax, apply_log, class_frame_counts, 
         prior_scale=prior_scale, prior_floor=prior_floor,
     )
     start, n, frames = time.time(), 0, 0
+    progress = Progress("frames", period=30.0)
     with TableWriter(out_wspecifier, MATRIX) as w:
         for utt, feats in SequentialReader(feats_rspecifier, MATRIX):
             if feats.shape[0] == 0:
@@ -54,6 +56,8 @@ def main(use_gpu, feature_transform, no_softmax, apply_log, class_frame_counts, 
             w.write(utt, to_numpy(forward(feats)))
             n += 1
             frames += feats.shape[0]
+            progress.update(feats.shape[0])
+    progress.close()
     secs = time.time() - start
     log.info("forwarded %d utterances: frames=%d frames_per_s=%.0f", n, frames, frames / max(secs, 1e-9))
     if n == 0:

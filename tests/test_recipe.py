@@ -43,6 +43,35 @@ def recipe_copy(tmp_path_factory):
     return root
 
 
+def check_report(recipe_copy, stdout):
+    """Stage 7's report read the real logs: its figures are the run's, its PNGs are real images."""
+    from nnetavg.experiment import read_experiment
+    from nnetavg.plots import plot_scaling, speedups
+
+    report = recipe_copy / "exp" / "report"
+    summary = (report / "summary.md").read_text()
+    for png in ("curves.png", "learning_rate.png", "time_dnn.png", "time_linear.png"):
+        data = (report / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000, png
+        assert f"]({png})" in summary
+    exp = read_experiment(str(recipe_copy / "exp" / "dnn"))
+    assert exp.kind == "files" and exp.num_jobs == 4 and len(exp.iterations) == 4
+    final = re.search(r"dnn/final.nnet .*final CV cross-entropy=(\S+) frame-accuracy=(\S+)", stdout)
+    assert exp.final.cv_cross_entropy == pytest.approx(float(final.group(1)), rel=1e-5)
+    assert exp.final.cv_frame_accuracy == pytest.approx(float(final.group(2)), rel=1e-5)
+    assert f"{100 * exp.final.cv_frame_accuracy:.2f}%" in summary
+    assert all(len(it.jobs) == 4 and it.compute_seconds > 0 for it in exp.iterations)
+    lrs = [it.learn_rate for it in exp.iterations]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > lrs[-1]  # the exponential schedule, per job
+    # the same logs as a "1-job" run: speed-up of the 4-job one is the ratio of their frames/s
+    single = read_experiment(str(recipe_copy / "exp" / "linear"))
+    single.num_jobs = 1
+    (n, s, _), = [p for p in speedups([single, exp]) if p[0] == 4]
+    assert s == pytest.approx(exp.frames_per_second / single.frames_per_second)
+    assert plot_scaling([single, exp], str(report / "scaling.png"))
+    assert (report / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+
+
 @pytest.mark.slow
 def test_tiny_recipe_end_to_end_and_resume(recipe_copy):
     args = ["--preset", "tiny", "--num-iters", "4", "--hidden-dim", "64", "--hidden-layers", "2"]
@@ -57,6 +86,7 @@ def test_tiny_recipe_end_to_end_and_resume(recipe_copy):
     assert (recipe_copy / "data" / "train" / "cmvn.scp").exists()
     log = (exp / "log" / "train.0.1.log").read_text()
     assert log.startswith("# nnet-train-simple") and "# Ended (code 0)" in log
+    check_report(recipe_copy, p.stdout)
 
     # A run killed after iteration 2: the last iterations are recomputed, earlier ones are not.
     final_before = (exp / "final.nnet").read_bytes()
@@ -99,6 +129,12 @@ def test_train_mpi_step(recipe_copy):
     log = (recipe_copy / "exp" / "mpi" / "log" / "train_mpi.log").read_text()
     assert all(f"rank {r}/4" in log for r in range(4))
     assert (recipe_copy / "exp" / "mpi" / "final.nnet").exists()
+    from nnetavg.experiment import read_experiment
+    exp = read_experiment(str(recipe_copy / "exp" / "mpi"))
+    last = [ln for ln in log.splitlines() if " epoch 2/2 " in ln and "rank 0/4" in ln][0]
+    assert exp.kind == "mpi" and exp.num_jobs == 4 and len(exp.iterations) == 2
+    assert exp.final.cv_frame_accuracy == pytest.approx(float(re.search(r"cv-frame-accuracy=(\S+)", last).group(1)))
+    assert exp.final.mix_seconds > 0 and exp.final.compute_seconds > 0
     again = subprocess.run(["bash", "steps/train_mpi.sh", "egs", "exp/dnn/0.nnet", "exp/mpi"], cwd=recipe_copy,
                            capture_output=True, text=True, env=env)
     assert again.returncode == 0 and "exists, not retraining" in again.stdout

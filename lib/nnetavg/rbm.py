@@ -49,6 +49,7 @@ from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.errors import NnetavgError
 from nnetavg.io.tables import MATRIX, SequentialReader
 from nnetavg.log import kv
+from nnetavg.progress import Progress
 from nnetavg.nnet.components import AffineTransform, Rbm, Sigmoid, sigmoid
 from nnetavg.nnet.network import Network
 
@@ -217,11 +218,13 @@ class RbmTrainer:
         rand = FrameRandomizer(o.randomizer_size, o.minibatch_size, o.randomizer_seed + seed_offset)
         total_f, total_e, win_f, win_e = 0, 0.0, 0, 0.0
         t0 = time.perf_counter()
+        bar = Progress("frames", period=float("inf"))  # a bar on a terminal; the log gets the lines below
 
         def run(final):
             nonlocal total_f, total_e, win_f, win_e
             for xb, _ in rand.minibatches(final=final):
                 e = self.step(xb)
+                bar.update(xb.shape[0])
                 if not np.isfinite(e):
                     raise NnetavgError(f"the RBM reconstruction error became {e} after {self.frames_seen} frames; "
                                        f"lower --learn-rate")
@@ -238,6 +241,7 @@ class RbmTrainer:
             if rand.full():
                 run(False)
         run(True)
+        bar.close()
         log.info("pass %s", kv(frames=total_f, reconstruction_mse=total_e / max(total_f, 1),
                                seconds=round(time.perf_counter() - t0, 2), learn_rate=self.lr, momentum=self.mom))
         return total_f, total_e / max(total_f, 1)

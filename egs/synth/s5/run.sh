@@ -111,3 +111,10 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   chance=$(awk 'BEGIN{print 1/'$num_pdfs'}')
   log "chance frame accuracy 1/$num_pdfs = $chance"
 fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: report: plots and summary from the logs of $exp/dnn $exp/linear -> $exp/report/summary.md"
+  exps=$(for m in dnn linear; do [ -f $exp/$m/final.nnet ] && echo $exp/$m; done)
+  nnet-report --out $exp/report $exps 2> $exp/report.log || { cat $exp/report.log >&2; exit 1; }
+  log "report: $exp/report/summary.md ($(ls $exp/report/*.png | wc -l) plots)"
+fi

@@ -9,7 +9,7 @@ Kaldi's interface and log format (``egs/wsj/s5/utils/run.pl``)::
 * Arguments without whitespace are passed as they are (so ``\\|`` reaches bash as a pipe), others
   are quoted, single quotes when they contain a double quote.
 * Each log starts with ``# command`` and ``# Started at ...`` and ends with
-  ``# Accounting: time=S threads=N`` and ``# Ended (code RC) at ..., elapsed time S seconds``.
+  ``# elapsed-seconds=S.SSS`` (for nnet-report), ``# Accounting: time=S threads=N`` and ``# Ended (code RC) at ..., elapsed time S seconds``.
 * At most ``--max-jobs-run`` tasks run at once (default: the number of CPUs); the exit status is
   non-zero when any task failed, with ``run.pl: K / N failed, log is in LOG``.
 * ``--num-threads N`` sets ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS``
@@ -108,9 +108,11 @@ def _run_one(spec: JobSpec, task: int, threads: int) -> tuple[int, int, str]:
         f.write(f"# {cmd} \n# Started at {time.ctime(t0)}\n#\n")
         f.flush()
         proc = subprocess.run(["bash", "-c", cmd], stdout=f, stderr=subprocess.STDOUT, env=env)
-        elapsed = int(round(time.time() - t0))
+        seconds = time.time() - t0
+        elapsed = int(round(seconds))
         rc = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-        f.write(f"# Accounting: time={elapsed} threads={threads}\n"
+        f.write(f"# elapsed-seconds={seconds:.3f}\n"
+                f"# Accounting: time={elapsed} threads={threads}\n"
                 f"# Ended (code {rc}) at {time.ctime()}, elapsed time {elapsed} seconds\n")
     return task, rc, log
 

@@ -31,6 +31,7 @@ from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.data.utterances import DataStats, labelled_utterances
 from nnetavg.errors import NnetavgError, ObjectiveError
 from nnetavg.log import kv
+from nnetavg.progress import Progress
 from nnetavg.nnet.network import Network
 from nnetavg.train.schedules import make_schedule
 
@@ -148,11 +149,13 @@ class Trainer:
         rand = FrameRandomizer(opts.randomizer_size, opts.minibatch_size, opts.randomizer_seed)
         total, window = PassStats(), PassStats()
         start = last_report = time.perf_counter()
+        bar = Progress("frames", period=float("inf"))  # a bar on a terminal; the log gets the lines below
 
         def run(final: bool) -> None:
             nonlocal last_report
             for xb, tb in rand.minibatches(final=final):
                 loss, correct = self.step(xb, tb)
+                bar.update(xb.shape[0])
                 total.add(xb.shape[0], loss, correct)
                 window.add(xb.shape[0], loss, correct)
                 if window.frames >= opts.report_period:
@@ -170,6 +173,7 @@ class Trainer:
             if rand.full():
                 run(final=False)
         run(final=True)
+        bar.close()
         total.seconds = time.perf_counter() - start
         total.minibatches = self.minibatch
         if rand.dropped:

@@ -1,0 +1,198 @@
+"""An experiment directory read back from its logs: what each iteration (or epoch) did, per job
+and for the averaged model, and where its time went.
+
+Two layouts, both written by the steps:
+
+* file averaging (``steps/train_parallel.sh``): ``log/train.ITER.JOB.log`` (each job's ``done``
+  line: frames, cross-entropy, frame accuracy, frames/s, learning rate; run.pl's
+  ``elapsed-seconds``), ``log/average.ITER.log`` (the averaging job) and
+  ``log/compute_prob_cv.ITER.log`` (CV of the averaged model ITER; 0 is the initial model);
+* MPI (``steps/train_mpi.sh``): ``log/train_mpi.log``, one ``epoch`` line per epoch from each
+  rank with the same figures plus ``seconds`` and ``mix-seconds``.
+
+Time of an iteration is split into compute (frames / frames-per-second of the slowest job),
+mixing (model averaging: the averaging job, or the time spent in MPI mixing) and the rest (I/O,
+process start, CV), so a plot shows what the arithmetic waits for.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+
+from nnetavg.errors import NnetavgError
+from nnetavg.report import parse_line
+
+_RANKS = re.compile(r"\(\S+ rank (\d+)/(\d+) ")
+
+
+@dataclass
+class JobFigures:
+    frames: int
+    cross_entropy: float
+    frame_accuracy: float
+    compute_seconds: float
+    wall_seconds: float
+
+
+@dataclass
+class Iteration:
+    index: int                      # 1-based; the model it produces
+    frames_seen: int                # cumulative training frames, all jobs together
+    learn_rate: float
+    cv_cross_entropy: float
+    cv_frame_accuracy: float
+    jobs: list[JobFigures] = field(default_factory=list)
+    compute_seconds: float = 0.0
+    mix_seconds: float = 0.0
+    other_seconds: float = 0.0
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.compute_seconds + self.mix_seconds + self.other_seconds
+
+    @property
+    def train_cross_entropy(self) -> float:
+        f = sum(j.frames for j in self.jobs)
+        return sum(j.cross_entropy * j.frames for j in self.jobs) / max(f, 1)
+
+    @property
+    def train_frame_accuracy(self) -> float:
+        f = sum(j.frames for j in self.jobs)
+        return sum(j.frame_accuracy * j.frames for j in self.jobs) / max(f, 1)
+
+
+@dataclass
+class Experiment:
+    name: str
+    path: str
+    kind: str                       # "files" or "mpi"
+    num_jobs: int
+    initial_cv: tuple[float, float] | None
+    iterations: list[Iteration]
+
+    @property
+    def frames(self) -> int:
+        return self.iterations[-1].frames_seen if self.iterations else 0
+
+    @property
+    def wall_seconds(self) -> float:
+        return sum(it.wall_seconds for it in self.iterations)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / max(self.wall_seconds, 1e-9)
+
+    @property
+    def mix_fraction(self) -> float:
+        return sum(it.mix_seconds for it in self.iterations) / max(self.wall_seconds, 1e-9)
+
+    @property
+    def final(self) -> Iteration:
+        return self.iterations[-1]
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readlines()
+    except OSError as exc:
+        raise NnetavgError(f"cannot read log {path}: {exc.strerror}") from None
+
+
+def _last_figures(path: str, marker: str) -> dict[str, float]:
+    found = {}
+    for line in _lines(path):
+        if marker in line:
+            found = parse_line(line)
+    return found
+
+
+def _elapsed(path: str) -> float:
+    for line in reversed(_lines(path)):
+        if line.startswith("# elapsed-seconds="):
+            return float(line.split("=", 1)[1])
+        m = re.match(r"# Accounting: time=(\d+)", line)
+        if m:
+            return float(m.group(1))
+    return 0.0
+
+
+def _cv(path: str) -> tuple[float, float] | None:
+    f = _last_figures(path, "frame-accuracy=")
+    if "cross-entropy" not in f:
+        return None
+    return f["cross-entropy"], f["frame-accuracy"]
+
+
+def _read_files_layout(name: str, path: str) -> Experiment:
+    logdir = os.path.join(path, "log")
+    iters = sorted({int(m.group(1)) for f in glob.glob(os.path.join(logdir, "train.*.*.log"))
+                    if (m := re.search(r"train\.(\d+)\.\d+\.log$", f))})
+    initial = _cv(os.path.join(logdir, "compute_prob_cv.0.log")) if os.path.exists(os.path.join(logdir, "compute_prob_cv.0.log")) else None
+    out, seen, num_jobs = [], 0, 0
+    for i in iters:
+        cv_log = os.path.join(logdir, f"compute_prob_cv.{i + 1}.log")
+        job_logs = sorted(glob.glob(os.path.join(logdir, f"train.{i}.*.log")),
+                          key=lambda p: int(p.rsplit(".", 2)[1]))
+        jobs, lr = [], float("nan")
+        for jl in job_logs:
+            f = _last_figures(jl, " done ")
+            if "frames" not in f:
+                break  # a job of an unfinished iteration
+            lr = f.get("learn-rate", lr)
+            jobs.append(JobFigures(int(f["frames"]), f["cross-entropy"], f["frame-accuracy"],
+                                   f["frames"] / max(f.get("frames-per-sec", 0.0), 1e-9), _elapsed(jl)))
+        cv = _cv(cv_log) if os.path.exists(cv_log) else None
+        if not jobs or len(jobs) < len(job_logs) or cv is None:
+            break
+        num_jobs = max(num_jobs, len(jobs))
+        seen += sum(j.frames for j in jobs)
+        avg_log = os.path.join(logdir, f"average.{i}.log")
+        mix = _elapsed(avg_log) if os.path.exists(avg_log) else 0.0
+        compute = max(j.compute_seconds for j in jobs)
+        other = max(j.wall_seconds for j in jobs) - compute + _elapsed(cv_log)
+        out.append(Iteration(i + 1, seen, lr, cv[0], cv[1], jobs, compute, mix, max(0.0, other)))
+    return Experiment(name, path, "files", num_jobs, initial, out)
+
+
+def _read_mpi_layout(name: str, path: str) -> Experiment:
+    by_epoch: dict[int, list[dict]] = {}
+    size = 1
+    for line in _lines(os.path.join(path, "log", "train_mpi.log")):
+        m = re.search(r" epoch (\d+)/\d+ ", line)
+        r = _RANKS.search(line)
+        if not m or not r:
+            continue
+        size = int(r.group(2))
+        f = parse_line(line)
+        f["rank"] = int(r.group(1))
+        by_epoch.setdefault(int(m.group(1)), []).append(f)
+    out, seen = [], 0
+    for epoch in sorted(by_epoch):
+        ranks = by_epoch[epoch]
+        r0 = min(ranks, key=lambda f: f["rank"])
+        jobs = [JobFigures(int(f["local-frames"]), r0["train-cross-entropy"], r0["train-frame-accuracy"],
+                           f["seconds"] - f["mix-seconds"], f["seconds"]) for f in ranks]
+        wall = max(f["seconds"] for f in ranks)
+        mix = max(f["mix-seconds"] for f in ranks)
+        seen += int(r0["train-frames"])
+        out.append(Iteration(epoch, seen, r0["learn-rate"], r0["cv-cross-entropy"], r0["cv-frame-accuracy"], jobs,
+                             wall - mix, mix, 0.0))
+    return Experiment(name, path, "mpi", size, None, out)
+
+
+def read_experiment(path: str, name: str | None = None) -> Experiment:
+    """The experiment in ``path`` (an exp dir of train_parallel.sh or train_mpi.sh)."""
+    name = name or os.path.basename(os.path.normpath(path))
+    if os.path.exists(os.path.join(path, "log", "train_mpi.log")):
+        exp = _read_mpi_layout(name, path)
+    elif glob.glob(os.path.join(path, "log", "train.*.*.log")):
+        exp = _read_files_layout(name, path)
+    else:
+        raise NnetavgError(f"{path}: no training logs (log/train.ITER.JOB.log or log/train_mpi.log)")
+    if not exp.iterations:
+        raise NnetavgError(f"{path}: no finished iteration in the logs")
+    return exp

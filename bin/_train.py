@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import click
 
@@ -11,6 +13,9 @@ from nnetavg.bin._common import binary_option, dataclass_options, fail, use_gpu_
 from nnetavg.data.utterances import DataStats
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.log import kv
+from nnetavg.train.checkpoint import (PREEMPTED_EXIT, Preempted, PreemptionFlag, load_checkpoint, restore,
+                                      save_checkpoint)
+from nnetavg.train.checkpoint import remove as remove_checkpoint
 from nnetavg.train.optim import SGDOptions
 from nnetavg.train.trainer import Trainer, TrainOptions
 
@@ -22,6 +27,11 @@ def trainer_arguments(f):
     for deco in reversed([
         use_gpu_option, binary_option, dataclass_options(TrainOptions), dataclass_options(SGDOptions),
         click.option("--feature-transform", type=str, default="", help="nnet1 network applied to each utterance first"),
+        click.option("--checkpoint", type=str, default="",
+                     help="Exact-resume file (.npz): written when a preemption signal arrives, resumed from when "
+                          "it exists, removed when the pass is done"),
+        click.option("--preempt-signals", type=str, default="SIGTERM,SIGUSR1", show_default=True,
+                     help="With --checkpoint: signals that checkpoint and exit 75 (requeue) after the current minibatch"),
         click.argument("model_in"), click.argument("feats_rspecifier"), click.argument("ali_rspecifier"),
         click.argument("model_out"),
     ]):
@@ -30,15 +40,30 @@ def trainer_arguments(f):
 
 
 def run_training(model_in: str, feats_rspecifier: str, ali_rspecifier: str, model_out: str, feature_transform: str,
-                 binary: bool, opts: TrainOptions, make_optimizer, after_pass=None) -> None:
+                 binary: bool, opts: TrainOptions, make_optimizer, after_pass=None, checkpoint: str = "",
+                 preempt_signals: str = "") -> None:
     """Reads the model, makes the optimizer (``make_optimizer(nnet)``), runs one pass, writes the
-    model (only when frames were trained and nothing diverged), then ``after_pass(optimizer)``."""
+    model (only when frames were trained and nothing diverged), then ``after_pass(optimizer)``.
+    With ``checkpoint``: resumes from it when it exists; on a preemption signal writes it and
+    exits with 75 (see :mod:`nnetavg.train.checkpoint`)."""
     nnet = read_nnet(model_in, xp=device_xp())
     transform = read_nnet(feature_transform) if feature_transform else None
     optimizer = make_optimizer(nnet)
     trainer = Trainer(nnet, optimizer, opts)
     data = DataStats()
-    stats = trainer.train_pass(feats_rspecifier, ali_rspecifier, transform, data)
+    skip, should_stop = 0, None
+    if checkpoint:
+        should_stop = PreemptionFlag(preempt_signals)
+        if os.path.exists(checkpoint):
+            skip = restore(trainer, load_checkpoint(checkpoint), checkpoint)
+            log.info("resuming from %s: %d minibatches of this pass already done", checkpoint, skip)
+    try:
+        stats = trainer.train_pass(feats_rspecifier, ali_rspecifier, transform, data, skip, should_stop)
+    except Preempted as p:
+        save_checkpoint(checkpoint, trainer, p.stats, p.minibatches_in_pass)
+        log.warning("preempted (%s) after minibatch %d of the pass: wrote %s; exiting with %d so the launcher "
+                    "requeues the job", should_stop.signal_name, p.minibatches_in_pass, checkpoint, PREEMPTED_EXIT)
+        sys.exit(PREEMPTED_EXIT)
     log.info("data %s", data.summary())
     if stats.frames == 0:
         fail(f"no frames were trained on ({data.utterances} usable utterances, fewer frames than "
@@ -46,4 +71,6 @@ def run_training(model_in: str, feats_rspecifier: str, ali_rspecifier: str, mode
     write_nnet(nnet, model_out, binary=binary)
     if after_pass is not None:
         after_pass(optimizer)
+    if checkpoint:
+        remove_checkpoint(checkpoint)
     log.info("done %s %s", kv(minibatches=stats.minibatches, learn_rate=opts.learn_rate), stats.figures())

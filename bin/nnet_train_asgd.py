@@ -83,6 +83,9 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
          averaged_sgd, asgd_eta, cv_feats, cv_ali, chunk_size, search_feats, search_ali, search_fraction,
          cv_check_every, **kw):
     opts, _ = pick(TrainOptions, kw), pick(SGDOptions, kw)
+    if kw.pop("checkpoint"):
+        raise click.UsageError("--checkpoint is not supported by nnet-train-asgd (one-pass ASGD restarts its pass)")
+    kw.pop("preempt_signals")
     server_schedule = opts.lr_schedule
     if server_schedule in ("adagrad", "search"):
         opts.lr_schedule = "constant"  # workers only compute gradients; the server applies the schedule

@@ -38,7 +38,7 @@ def load_state(path: str) -> dict:
 @click.option("--ng-state-in", type=str, default="", help="Fisher state saved by a previous pass (.npz)")
 @click.option("--ng-state-out", type=str, default="", help="Save the Fisher state here after the pass (.npz)")
 def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out, verbose,
-         ng_state_in, ng_state_out, **kw):
+         ng_state_in, ng_state_out, checkpoint, preempt_signals, **kw):
     opts, sgd_opts, ng_opts = pick(TrainOptions, kw), pick(SGDOptions, kw), pick(NGSGDOptions, kw)
 
     def make(nnet):
@@ -52,4 +52,5 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
             with atomic_output(ng_state_out) as f:
                 np.savez(f, **opt.state())
 
-    run_training(model_in, feats_rspecifier, ali_rspecifier, model_out, feature_transform, binary, opts, make, save)
+    run_training(model_in, feats_rspecifier, ali_rspecifier, model_out, feature_transform, binary, opts, make, save,
+                 checkpoint=checkpoint, preempt_signals=preempt_signals)

@@ -20,7 +20,8 @@ from nnetavg.train.trainer import TrainOptions
 
 @kaldi_command(help=__doc__)
 @trainer_arguments
-def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out, verbose, **kw):
+def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out, verbose,
+         checkpoint, preempt_signals, **kw):
     opts, sgd_opts = pick(TrainOptions, kw), pick(SGDOptions, kw)
     run_training(model_in, feats_rspecifier, ali_rspecifier, model_out, feature_transform, binary, opts,
-                 lambda nnet: SGD(nnet, sgd_opts))
+                 lambda nnet: SGD(nnet, sgd_opts), checkpoint=checkpoint, preempt_signals=preempt_signals)

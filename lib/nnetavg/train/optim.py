@@ -30,7 +30,7 @@ import logging
 
 import numpy as np
 
-from nnetavg.backend import get_array_module
+from nnetavg.backend import get_array_module, to_numpy
 from nnetavg.nnet.components import AffineTransform, Component
 from nnetavg.errors import NnetavgError
 from nnetavg.nnet.network import Network
@@ -54,6 +54,14 @@ class SGD:
         if self.opts.momentum != 0:
             self._corr_flat = xp.zeros_like(nnet.params)
             self._corr = nnet.views(self._corr_flat)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What a checkpoint needs to continue exactly: the momentum buffer (if any)."""
+        return {"momentum": to_numpy(self._corr_flat)} if self._corr is not None else {}
+
+    def load_state(self, state: dict) -> None:
+        if self._corr is not None and "momentum" in state:
+            self._corr_flat[...] = self.nnet.xp.asarray(state["momentum"])
 
     def update(self, index: int, comp: Component, x, y, dy, learn_rate: float) -> None:
         if isinstance(comp, AffineTransform):
@@ -194,7 +202,7 @@ class NGSGD(SGD):
 
     # -- Fisher state across iterations (--ng-state keep)
     def state(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray] = super().state()
         for i, sides in self.pre.items():
             for side, p in zip(("in", "out"), sides):
                 for k, v in p.state().items():
@@ -202,6 +210,7 @@ class NGSGD(SGD):
         return out
 
     def load_state(self, state: dict) -> None:
+        super().load_state(state)
         xp = self.nnet.xp
         for i, sides in self.pre.items():
             for side, p in zip(("in", "out"), sides):

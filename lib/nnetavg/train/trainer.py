@@ -30,6 +30,7 @@ from nnetavg.backend import get_array_module, to_device
 from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.data.utterances import DataStats, labelled_utterances
 from nnetavg.errors import NnetavgError, ObjectiveError
+from nnetavg.train.checkpoint import Preempted
 from nnetavg.log import kv
 from nnetavg.progress import Progress
 from nnetavg.nnet.network import Network
@@ -118,6 +119,7 @@ class Trainer:
         self.after_minibatch = after_minibatch
         self.minibatch = 0
         self.frames_seen = 0
+        self.resume_stats: tuple[int, float, int] | None = None
         self.last_lr = self.schedule.learning_rate(0, 0)
 
     def step(self, x_host: np.ndarray, t_host: np.ndarray) -> tuple[float, int]:
@@ -142,18 +144,32 @@ class Trainer:
         return loss, correct
 
     def train_pass(self, feats_rspecifier: str, ali_rspecifier: str, feature_transform: Network | None,
-                   data_stats: DataStats | None = None) -> PassStats:
-        """One pass over the data (an epoch of this job's archive)."""
+                   data_stats: DataStats | None = None, skip_minibatches: int = 0,
+                   should_stop: Callable[[], bool] | None = None) -> PassStats:
+        """One pass over the data (an epoch of this job's archive).
+
+        ``skip_minibatches``: the first minibatches of the pass are read and shuffled as usual but
+        not trained on (resuming from a checkpoint, see :mod:`nnetavg.train.checkpoint`; the
+        trainer's counters and ``resume_stats`` come from the checkpoint). ``should_stop``: checked
+        after every minibatch; when it returns True the pass raises :class:`Preempted` carrying
+        the minibatches done and the statistics so far.
+        """
         opts = self.opts
         data_stats = data_stats if data_stats is not None else DataStats()
         rand = FrameRandomizer(opts.randomizer_size, opts.minibatch_size, opts.randomizer_seed)
         total, window = PassStats(), PassStats()
+        if skip_minibatches and self.resume_stats is not None:
+            total.frames, total.loss_sum, total.correct = self.resume_stats
         start = last_report = time.perf_counter()
         bar = Progress("frames", period=float("inf"))  # a bar on a terminal; the log gets the lines below
+        done = 0  # minibatches of this pass, skipped ones included
 
         def run(final: bool) -> None:
-            nonlocal last_report
+            nonlocal last_report, done
             for xb, tb in rand.minibatches(final=final):
+                done += 1
+                if done <= skip_minibatches:
+                    continue
                 loss, correct = self.step(xb, tb)
                 bar.update(xb.shape[0])
                 total.add(xb.shape[0], loss, correct)
@@ -165,6 +181,9 @@ class Trainer:
                              window.figures().replace("frames=", "window-frames="))
                     window.__init__()
                     last_report = now
+                if should_stop is not None and should_stop():
+                    bar.close()
+                    raise Preempted(done, total)
 
         for _, x, t in labelled_utterances(feats_rspecifier, ali_rspecifier, self.nnet.output_dim,
                                            self.nnet.input_dim, feature_transform, data_stats,
@@ -174,6 +193,9 @@ class Trainer:
                 run(final=False)
         run(final=True)
         bar.close()
+        if skip_minibatches > done:
+            raise NnetavgError(f"the checkpoint is {skip_minibatches} minibatches into the pass, but the data has "
+                               f"only {done}: not the same data or options as the interrupted run")
         total.seconds = time.perf_counter() - start
         total.minibatches = self.minibatch
         if rand.dropped:

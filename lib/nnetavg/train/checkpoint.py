@@ -1,0 +1,115 @@
+"""Exact resume and preemption of a training pass.
+
+A checkpoint holds everything a pass needs to go on as if it had never stopped: the parameters,
+the optimizer's state (momentum buffers, natural-gradient Fisher estimates), the trainer's
+counters (minibatches and frames, which drive the learning-rate schedules), the objective sums of
+the pass so far, and the data position: the number of minibatches of this pass already trained
+on. Data order is a pure function of the randomizer seed, so on resume the pass reads and
+shuffles the same frames again and skips that many minibatches without computing (I/O only); the
+rest of the pass then sees exactly the minibatches, in the same order, that an uninterrupted run
+would, and on the CPU with fixed seeds ends with the bitwise same model.
+
+Files are ``.npz`` written atomically (temporary file + rename). Preemption: the signals named in
+``--preempt-signals`` (SLURM sends SIGTERM before killing a job, or what ``sbatch --signal``
+names) set a flag; the trainer finishes the current minibatch, writes the checkpoint and the
+command exits with :data:`PREEMPTED_EXIT` (75, EX_TEMPFAIL), which run.pl and slurm.pl resubmit
+(up to ``--max-requeues`` times) without counting it as a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import numpy as np
+
+from nnetavg.backend import to_numpy
+from nnetavg.errors import NnetavgError
+from nnetavg.fileutil import atomic_output
+
+log = logging.getLogger(__name__)
+
+PREEMPTED_EXIT = 75
+
+
+class Preempted(Exception):
+    """Raised by the trainer after the minibatch during which a preemption signal arrived."""
+
+    def __init__(self, minibatches_in_pass: int, stats):
+        super().__init__(f"preempted after minibatch {minibatches_in_pass} of the pass")
+        self.minibatches_in_pass = minibatches_in_pass
+        self.stats = stats
+
+
+class PreemptionFlag:
+    """Set by any of ``signals`` (names like ``SIGTERM,SIGUSR1``; empty: none)."""
+
+    def __init__(self, signals: str = "SIGTERM,SIGUSR1"):
+        self.requested = False
+        self.signal_name = ""
+        for name in [s.strip() for s in signals.split(",") if s.strip()]:
+            try:
+                signum = getattr(signal, name if name.startswith("SIG") else "SIG" + name)
+            except AttributeError:
+                raise NnetavgError(f"--preempt-signals: unknown signal {name!r}") from None
+            signal.signal(signum, self._handler)
+
+    def _handler(self, signum, frame):
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def optimizer_state(optimizer) -> dict[str, np.ndarray]:
+    state = optimizer.state() if hasattr(optimizer, "state") else {}
+    return {f"opt.{k}": to_numpy(v) if not isinstance(v, np.ndarray) else v for k, v in state.items()}
+
+
+def save_checkpoint(path: str, trainer, pass_stats, minibatches_in_pass: int, extra: dict | None = None) -> None:
+    arrays = {
+        "params": to_numpy(trainer.nnet.params),
+        "trainer.minibatch": np.array(trainer.minibatch),
+        "trainer.frames_seen": np.array(trainer.frames_seen),
+        "pass.minibatches": np.array(minibatches_in_pass),
+        "pass.frames": np.array(pass_stats.frames),
+        "pass.loss_sum": np.array(pass_stats.loss_sum),
+        "pass.correct": np.array(pass_stats.correct),
+        **optimizer_state(trainer.optimizer),
+    }
+    for k, v in (extra or {}).items():
+        arrays[f"extra.{k}"] = np.asarray(v)
+    with atomic_output(path) as f:
+        np.savez(f, **arrays)
+
+
+def load_checkpoint(path: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise NnetavgError(f"cannot read checkpoint {path}: {exc}") from None
+
+
+def restore(trainer, ckpt: dict, path: str = "checkpoint") -> int:
+    """Puts the checkpoint's state into ``trainer``; returns the minibatches of the pass to skip."""
+    params = ckpt["params"]
+    if params.shape != tuple(trainer.nnet.params.shape):
+        raise NnetavgError(f"{path}: has {params.size} parameters, the model has {trainer.nnet.params.size}")
+    trainer.nnet.params[...] = trainer.nnet.xp.asarray(params)
+    trainer.minibatch = int(ckpt["trainer.minibatch"])
+    trainer.frames_seen = int(ckpt["trainer.frames_seen"])
+    opt = {k[4:]: v for k, v in ckpt.items() if k.startswith("opt.")}
+    if opt:
+        trainer.optimizer.load_state(opt)
+    trainer.resume_stats = (int(ckpt["pass.frames"]), float(ckpt["pass.loss_sum"]), int(ckpt["pass.correct"]))
+    return int(ckpt["pass.minibatches"])
+
+
+def remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

@@ -28,8 +28,8 @@ def trainer_arguments(f):
         use_gpu_option, binary_option, dataclass_options(TrainOptions), dataclass_options(SGDOptions),
         click.option("--feature-transform", type=str, default="", help="nnet1 network applied to each utterance first"),
         click.option("--checkpoint", type=str, default="",
-                     help="Exact-resume file (.npz): written when a preemption signal arrives, resumed from when "
-                          "it exists, removed when the pass is done"),
+                     help="Exact-resume file (.npz; nnet-train-mpi: a directory, also written after every epoch): "
+                          "written when a preemption signal arrives, resumed from when it exists"),
         click.option("--preempt-signals", type=str, default="SIGTERM,SIGUSR1", show_default=True,
                      help="With --checkpoint: signals that checkpoint and exit 75 (requeue) after the current minibatch"),
         click.argument("model_in"), click.argument("feats_rspecifier"), click.argument("ali_rspecifier"),

@@ -28,6 +28,7 @@ from nnetavg.errors import NnetavgError
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import job_substitute
 from nnetavg.parallel.mpi_training import MPIOptions, train_mpi
+from nnetavg.train.checkpoint import PREEMPTED_EXIT, Preempted, PreemptionFlag
 from nnetavg.train.optim import NGSGD, SGD, NGSGDOptions, SGDOptions
 from nnetavg.train.trainer import TrainOptions
 
@@ -42,7 +43,7 @@ log = logging.getLogger("nnetavg.bin")
 @click.option("--cv-feats", type=str, default="", help="CV features rspecifier (evaluated after every epoch)")
 @click.option("--cv-ali", type=str, default="", help="CV pdf alignments rspecifier")
 def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out, verbose,
-         optimizer, cv_feats, cv_ali, **kw):
+         optimizer, cv_feats, cv_ali, checkpoint, preempt_signals, **kw):
     opts, sgd_opts, ng_opts, mpi = (pick(TrainOptions, kw), pick(SGDOptions, kw), pick(NGSGDOptions, kw),
                                     pick(MPIOptions, kw))
     if bool(cv_feats) != bool(cv_ali):
@@ -63,7 +64,14 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
         opt = NGSGD(nnet, sgd_opts, ng_opts) if optimizer == "ngsgd" else SGD(nnet, sgd_opts)
         log.info("rank %d of %d reads %s and %s; mixing=%s every %d minibatches", comm.rank, comm.size, feats, ali,
                  mpi.mixing, mpi.average_every)
-        reports = train_mpi(comm, nnet, opt, feats, ali, transform, opts, mpi, cv_feats, cv_ali)
+        stop = PreemptionFlag(preempt_signals) if checkpoint else None
+        try:
+            reports = train_mpi(comm, nnet, opt, feats, ali, transform, opts, mpi, cv_feats, cv_ali, checkpoint, stop)
+        except Preempted:
+            log.warning("preempted (%s on some rank): checkpoint in %s; exiting with %d so the launcher requeues",
+                        stop.signal_name or "signal", checkpoint, PREEMPTED_EXIT)
+            sys.stderr.flush()
+            sys.exit(PREEMPTED_EXIT)
         if comm.rank == 0:
             write_nnet(nnet, model_out, binary=binary)
             last = reports[-1]
@@ -71,7 +79,7 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
                      last.cv_frame_accuracy, last.cv_cross_entropy)
         comm.barrier()
     except BaseException as exc:  # any failure on any rank ends all ranks: no hang
-        if isinstance(exc, SystemExit) and not exc.code:
+        if isinstance(exc, SystemExit) and exc.code in (0, None, PREEMPTED_EXIT):
             raise
         msg = str(exc) if isinstance(exc, NnetavgError) else f"{exc.__class__.__name__}: {exc}"
         log.error("rank %d failed: %s", comm.rank, msg)

@@ -9,18 +9,28 @@ require_files() {
 }
 
 # run_mpi LOG NPROC THREADS COMMAND...: runs COMMAND on NPROC ranks with $mpi_cmd (mpiexec, or
-# "srun --mpi=pmi2"), THREADS BLAS threads per rank, all output to LOG; on failure prints the
-# ERROR lines of LOG (or its tail) and exits 1.
+# "srun --mpi=pmi2"), THREADS BLAS threads per rank, all output appended to LOG. When the ranks
+# exit with 75 (preempted after writing a checkpoint) the command is run again, up to
+# $max_requeues (default 5) times, and resumes from its checkpoint. On failure prints the ERROR
+# lines of LOG (or its tail) and exits 1.
 run_mpi() {
-  local log=$1 nproc=$2 threads=$3
+  local log=$1 nproc=$2 threads=$3 rc requeues=0
   shift 3
-  # shellcheck disable=SC2086
-  if ! OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
-      $mpi_cmd -n "$nproc" "$@" > "$log" 2>&1; then
-    echo "$0: $1 failed; see $log:" >&2
-    grep '^ERROR' "$log" >&2 || tail -n 5 "$log" >&2
+  while :; do
+    rc=0
+    # shellcheck disable=SC2086
+    OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
+      $mpi_cmd -n "$nproc" "$@" >> "$log" 2>&1 || rc=$?
+    [ $rc -eq 0 ] && return 0
+    if [ $rc -eq 75 ] && [ $requeues -lt "${max_requeues:-5}" ]; then
+      requeues=$((requeues + 1))
+      echo "$0: preempted; running again from the checkpoint (requeue $requeues/${max_requeues:-5})" | tee -a "$log"
+      continue
+    fi
+    echo "$0: $1 failed (exit $rc); see $log:" >&2
+    grep '^ERROR' "$log" | tail -n 5 >&2 || tail -n 5 "$log" >&2
     exit 1
-  fi
+  done
 }
 
 # start_exp_dir EGS DIR: makes DIR/log and copies the egs' feature transform and pdf counts into

@@ -8,7 +8,9 @@
 # checks that it really got N connected ranks.
 #
 # Outputs in EXP_DIR: final.nnet, final.feature_transform, ali_train_pdf.counts, log/train_mpi.log.
-# A finished run is not repeated (delete final.nnet to retrain).
+# A finished run is not repeated (delete final.nnet to retrain). A checkpoint is written into
+# EXP_DIR/ckpt after every epoch and on preemption (SIGTERM/SIGUSR1 to the ranks): an interrupted
+# run, rerun, continues from it exactly; a preempted one is rerun by the step itself.
 
 set -euo pipefail
 
@@ -27,6 +29,7 @@ seed=777
 optimizer=sgd                # sgd | ngsgd
 use_gpu=no
 train_opts=""                # extra options for nnet-train-mpi
+max_requeues=5               # reruns after a preemption (exit 75), each resuming from the checkpoint
 threads_per_rank=1           # BLAS threads of each rank
 # End configuration.
 
@@ -58,7 +61,7 @@ else
     --scale-lr-by-world-size="$scale_lr_by_jobs" --minibatch-size="$minibatch_size" \
     --randomizer-size="$randomizer_size" --randomizer-seed="$seed" $train_opts \
     --feature-transform="$dir/final.feature_transform" \
-    --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" \
+    --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" --checkpoint="$dir/ckpt" \
     "$init" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" "$dir/final.nnet"
 fi
 grep 'rank 0/' "$dir/log/train_mpi.log" | grep -o 'epoch [0-9]*/[0-9]* .*cv-frame-accuracy=[0-9.e+-]*' | \

@@ -34,6 +34,7 @@ ng_state=keep                # ngsgd: reset the Fisher estimates every iteration
 use_gpu=no
 train_opts=""                # extra options for the trainer
 keep_job_models=false        # keep ITER.JOB.nnet after averaging
+max_objective_gap=1.0        # jobs whose cross-entropy is worse than the best job's by more are not averaged
 stage=0                      # first iteration to run (earlier finished ones are skipped anyway)
 # End configuration.
 
@@ -41,7 +42,7 @@ help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --num-iters 8 --initial-learning-rate 0.008 egs exp/dnn/0.nnet exp/dnn
 Options: --cmd, --num-iters, --lr-schedule, --newbob-opts, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
   --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --ng-state, --use-gpu,
-  --train-opts, --keep-job-models, --stage"
+  --train-opts, --keep-job-models, --max-objective-gap, --stage"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
 
@@ -103,15 +104,24 @@ for ((x = 0; x < num_iters; x++)); do
     lr=$(nnet-learning-rate --initial="$initial_learning_rate" --final="$final_learning_rate" 2>>"$dir/log/learning_rate.log" \
            --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" "$x" "$num_iters")
   fi
+  mkdir -p "$dir/ckpt"
+  # A job that fails (after the launcher's --retries) is left out of the average, as are jobs whose
+  # objective is not finite or an outlier; the step stops only when no job succeeded. A preempted
+  # job checkpoints into ckpt/ and is requeued by the launcher; rerun, it resumes exactly.
   $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" $trainer --use-gpu="$use_gpu" \
     --learn-rate="$lr" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
     --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts "${state_opts[@]}" \
+    --checkpoint="$dir/ckpt/$x.JOB.npz" \
     --feature-transform="$transform" "$dir/$from.nnet" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" \
-    "$dir/$x.JOB.nnet"
-  models=()
-  for ((j = 1; j <= nj; j++)); do models+=("$dir/$x.$j.nnet"); done
+    "$dir/$x.JOB.nnet" || echo "$0: iteration $next: some training jobs failed; averaging the successful ones" >&2
+  if ! nnet-successful-models --max-gap="$max_objective_gap" "$dir/log/train.$x.JOB.log" "$dir/$x.JOB.nnet" "$nj" \
+      > "$dir/log/successful.$x.list" 2> "$dir/log/successful.$x.log"; then
+    echo "$0: iteration $next: no training job succeeded; see $dir/log/train.$x.*.log" >&2; exit 1
+  fi
+  grep WARNING "$dir/log/successful.$x.log" >&2 || true
+  mapfile -t models < "$dir/log/successful.$x.list"
   $cmd "$dir/log/average.$x.log" nnet-average "${models[@]}" "$dir/$next.nnet"
-  [ "$keep_job_models" = true ] || rm -f "${models[@]}"
+  [ "$keep_job_models" = true ] || rm -f "$dir/$x".*.nnet
   rm -f "$dir/ng/$x".*.npz
   cv=$(cv_prob $next)
   decision=""

@@ -169,7 +169,8 @@ def _read_mpi_layout(name: str, path: str) -> Experiment:
         size = int(r.group(2))
         f = parse_line(line)
         f["rank"] = int(r.group(1))
-        by_epoch.setdefault(int(m.group(1)), []).append(f)
+        ranks = by_epoch.setdefault(int(m.group(1)), [])
+        ranks[:] = [g for g in ranks if g["rank"] != f["rank"]] + [f]  # a rerun's line replaces the earlier one
     out, seen = [], 0
     for epoch in sorted(by_epoch):
         ranks = by_epoch[epoch]

@@ -10,6 +10,7 @@ file and the first component that differs.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from nnetavg.errors import NnetavgError, TopologyError
 from nnetavg.io.nnet1 import read_nnet
 from nnetavg.nnet.network import Network
+from nnetavg.report import figures
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +53,35 @@ def average_model_files(paths: Sequence[str], weights: Sequence[float] | None = 
         acc.params += np.float32(wk) * m.params
         del m
     return acc
+
+
+def successful_models(job_logs: Sequence[str], models: Sequence[str], max_gap: float = 1.0) -> list[int]:
+    """Indices of the jobs whose model may go into the average (Kaldi's "successful models").
+
+    A job is left out, with a warning, when its model file is missing (the job failed), its log
+    has no final ``done`` line or the objective there is not finite, or its cross-entropy is
+    worse than the best job's by more than ``max_gap`` nats per frame (an outlier: a job that
+    diverged without producing NaN).
+    """
+    objective: dict[int, float] = {}
+    for i, (lg, model) in enumerate(zip(job_logs, models)):
+        if not os.path.exists(model):
+            log.warning("job %d: no model %s (the job failed; see %s): left out of the average", i + 1, model, lg)
+            continue
+        done = figures([lg], grep=" done ") if os.path.exists(lg) else []
+        ce = done[-1].get("cross-entropy", float("nan")) if done else float("nan")
+        if not np.isfinite(ce):
+            log.warning("job %d: no finite objective in %s: %s left out of the average", i + 1, lg, model)
+            continue
+        objective[i] = ce
+    if not objective:
+        raise NnetavgError(f"no successful job among {len(models)}: nothing to average (see {job_logs[0]} ...)")
+    best = min(objective.values())
+    keep = []
+    for i, ce in sorted(objective.items()):
+        if ce > best + max_gap:
+            log.warning("job %d: cross-entropy %.4f is worse than the best job's %.4f by more than %g: "
+                        "%s left out of the average", i + 1, ce, best, max_gap, models[i])
+        else:
+            keep.append(i)
+    return keep

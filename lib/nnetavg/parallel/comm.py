@@ -153,27 +153,36 @@ class PeriodicMixer:
     mixes (:meth:`drain`) until every rank has ended, so no collective is left unmatched.
     """
 
-    def __init__(self, comm: Communicator, method: str, every: int):
+    def __init__(self, comm: Communicator, method: str, every: int, stop_requested=None):
         comm.check_mixing(method)
         if every < 1:
             raise NnetavgError(f"--average-every must be at least 1, not {every}")
         self.comm, self.method, self.every = comm, method, every
+        # Preemption: a rank's request (e.g. SIGTERM) travels with the "still training" flags, so
+        # all ranks agree to stop after the same mix (no collective is left unmatched).
+        self.stop_requested = stop_requested or (lambda: False)
+        self.stop_agreed = False
 
     def _round(self, buf, active: bool) -> int:
         t0 = time.perf_counter()
-        n_active = int(self.comm.allreduce_sum([1.0 if active else 0.0])[0])
+        n_active, n_stop = self.comm.allreduce_sum([1.0 if active else 0.0, 1.0 if self.stop_requested() else 0.0])
         self.comm.seconds += time.perf_counter() - t0
         if n_active:
             self.comm.mix(buf, self.method)
-        return n_active
+        if n_stop:
+            self.stop_agreed = True
+        return int(n_active)
 
     def __call__(self, minibatch: int, nnet) -> None:
-        if self.comm.size > 1 and minibatch % self.every == 0:
+        if self.comm.size == 1:
+            self.stop_agreed = self.stop_agreed or bool(self.stop_requested())
+        elif minibatch % self.every == 0:
             self._round(nnet.params, True)
 
     def drain(self, nnet) -> None:
-        """After this rank's data: join the others' mixes until all are done."""
+        """After this rank's data: join the others' mixes until all are done (or all agreed to stop)."""
         if self.comm.size == 1:
+            self.stop_agreed = self.stop_agreed or bool(self.stop_requested())
             return
-        while self._round(nnet.params, False):
+        while self._round(nnet.params, False) and not self.stop_agreed:
             pass

@@ -18,16 +18,21 @@ Momentum and natural-gradient state stay local to each rank (as in Kaldi's avera
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import time
 
 import numpy as np
 
+from nnetavg.backend import to_numpy
 from nnetavg.data.utterances import DataStats
 from nnetavg.errors import NnetavgError, ObjectiveError
 from nnetavg.log import kv
 from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator, PeriodicMixer
+from nnetavg.fileutil import atomic_output
+from nnetavg.train.checkpoint import Preempted, load_checkpoint, optimizer_state, restore
 from nnetavg.train.schedules import NewbobSchedule, exponential_rate
 from nnetavg.train.trainer import Trainer, TrainOptions, evaluate
 
@@ -61,23 +66,102 @@ class EpochReport:
     params_sum: float      # the same on every rank after the exact average (a consistency check)
 
 
+class MPICheckpoints:
+    """Checkpoints of an MPI run in one directory: ``TAG.R.npz`` for rank R (TAG ``eE`` after E
+    epochs, ``eEmX`` inside epoch E+1 after the X-th mix, the same on all ranks; each rank's file
+    holds its own position in its data), and ``state.json``, written by rank 0 after every rank
+    has written its file (a barrier), which names the last complete checkpoint. Older files are
+    removed once a newer checkpoint is complete; each file is written atomically.
+    """
+
+    def __init__(self, directory: str, comm: Communicator):
+        self.dir, self.comm = directory, comm
+        if comm.rank == 0:
+            os.makedirs(directory, exist_ok=True)
+        comm.barrier()
+
+    def load(self):
+        """(state dict, this rank's arrays) of the last complete checkpoint, or None."""
+        path = os.path.join(self.dir, "state.json")
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            state = json.load(f)
+        if state["world_size"] != self.comm.size:
+            raise NnetavgError(f"{path}: written by {state['world_size']} ranks, this run has {self.comm.size}: "
+                               f"resume with the same number of ranks (or remove {self.dir})")
+        return state, load_checkpoint(os.path.join(self.dir, f"{state['tag']}.{self.comm.rank}.npz"))
+
+    def save(self, epochs: int, mid_epoch: bool, arrays: dict, state: dict) -> None:
+        rank = self.comm.rank
+        tag = f"e{epochs}m{self.comm.mixes}" if mid_epoch else f"e{epochs}"
+        with atomic_output(os.path.join(self.dir, f"{tag}.{rank}.npz")) as f:
+            np.savez(f, **arrays)
+        self.comm.barrier()
+        if rank == 0:
+            with atomic_output(os.path.join(self.dir, "state.json")) as f:
+                f.write(json.dumps({**state, "tag": tag, "epochs": epochs, "mid_epoch": mid_epoch,
+                                    "world_size": self.comm.size}).encode())
+        self.comm.barrier()
+        for name in os.listdir(self.dir):
+            if name.endswith(f".{rank}.npz") and name != f"{tag}.{rank}.npz":
+                os.remove(os.path.join(self.dir, name))
+
+
 def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str, transform: Network | None,
-              opts: TrainOptions, mpi: MPIOptions, cv_feats: str = "", cv_ali: str = "") -> list[EpochReport]:
-    mixer = PeriodicMixer(comm, mpi.mixing, mpi.average_every)
+              opts: TrainOptions, mpi: MPIOptions, cv_feats: str = "", cv_ali: str = "", checkpoint_dir: str = "",
+              stop_requested=None) -> list[EpochReport]:
+    """Trains for ``mpi.num_epochs`` epochs. With ``checkpoint_dir``, a checkpoint is written after
+    every epoch and when the ranks agree to stop (``stop_requested()`` on any rank, e.g. a
+    preemption signal: :class:`Preempted` is then raised on every rank after the checkpoint); a
+    run finds the last complete checkpoint there and continues exactly from it."""
+    mixer = PeriodicMixer(comm, mpi.mixing, mpi.average_every, stop_requested)
     comm.bcast_array(nnet.params)  # everyone starts from rank 0's model
-    reports = []
+    reports: list[EpochReport] = []
     initial = opts.learn_rate
     final = mpi.final_learn_rate or initial
     newbob = None
+    best = None
+    ckpts = MPICheckpoints(checkpoint_dir, comm) if checkpoint_dir else None
+    resumed = ckpts.load() if ckpts else None
     if mpi.epoch_schedule == "newbob":
         if not cv_feats:
             raise NnetavgError("--epoch-schedule=newbob needs --cv-feats and --cv-ali")
         newbob = NewbobSchedule(initial, max_iters=mpi.num_epochs)
-        newbob.start(_cv(comm, nnet, cv_feats, cv_ali, transform)[0])
+        if resumed is None:
+            newbob.start(_cv(comm, nnet, cv_feats, cv_ali, transform)[0])
         best = nnet.params.copy()
     elif mpi.epoch_schedule != "exponential":
         raise NnetavgError(f"--epoch-schedule must be exponential or newbob, not {mpi.epoch_schedule!r}")
-    for epoch in range(mpi.num_epochs):
+    start_epoch, skip, ck = 0, 0, None
+    if resumed is not None:
+        state, ck = resumed
+        start_epoch, skip = state["epochs"], bool(state["mid_epoch"])
+        nnet.params[...] = nnet.xp.asarray(ck["params"])
+        optimizer.load_state({k[4:]: v for k, v in ck.items() if k.startswith("opt.")})
+        comm.mixes = int(ck["mixes"])
+        reports = [EpochReport(**r) for r in state["reports"]]
+        if newbob is not None:
+            newbob.state = state["newbob"]
+            best[...] = nnet.xp.asarray(ck["best"])
+        log.info("resuming from %s: %d epochs done%s", checkpoint_dir, start_epoch,
+                 f", {int(ck['pass.minibatches'])} minibatches into epoch {start_epoch + 1}" if skip else "")
+
+    def checkpoint(epochs: int, minibatches: int = 0, trainer=None, pass_stats=None) -> None:
+        if ckpts is None:
+            return
+        arrays = {"params": to_numpy(nnet.params), "mixes": np.array(comm.mixes), **optimizer_state(optimizer)}
+        if best is not None:
+            arrays["best"] = to_numpy(best)
+        if trainer is not None:
+            arrays.update({"trainer.minibatch": np.array(trainer.minibatch),
+                           "trainer.frames_seen": np.array(trainer.frames_seen),
+                           "pass.minibatches": np.array(minibatches), "pass.frames": np.array(pass_stats.frames),
+                           "pass.loss_sum": np.array(pass_stats.loss_sum), "pass.correct": np.array(pass_stats.correct)})
+        ckpts.save(epochs, trainer is not None, arrays, {"reports": [dataclasses.asdict(r) for r in reports],
+                                                 "newbob": newbob.state if newbob is not None else None})
+
+    for epoch in range(start_epoch, mpi.num_epochs):
         if newbob is not None and newbob.state["stop"]:
             break
         t0 = time.perf_counter()
@@ -90,9 +174,19 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
             lr *= comm.size
         epoch_opts = dataclasses.replace(opts, learn_rate=lr, randomizer_seed=opts.randomizer_seed + 1000 * comm.rank + epoch)
         trainer = Trainer(nnet, optimizer, epoch_opts, after_minibatch=mixer)  # --lr-schedule within the epoch
+        epoch_skip = 0
+        if epoch == start_epoch and skip:
+            epoch_skip = restore(trainer, ck, checkpoint_dir)
         data = DataStats()
-        stats = trainer.train_pass(feats, ali, transform, data)
+        try:
+            stats = trainer.train_pass(feats, ali, transform, data, epoch_skip, should_stop=lambda: mixer.stop_agreed)
+        except Preempted as p:
+            checkpoint(epoch, p.minibatches_in_pass, trainer, p.stats)
+            raise
         mixer.drain(nnet)
+        if mixer.stop_agreed:  # the others stopped while this rank was draining: its pass is complete
+            checkpoint(epoch, trainer.pass_minibatches, trainer, stats)
+            raise Preempted(trainer.pass_minibatches, stats)
         comm.allreduce_mean(nnet.params)
         tot = comm.allreduce_sum([stats.frames, stats.loss_sum, stats.correct])
         if not np.isfinite(tot[1]):
@@ -116,6 +210,7 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
                     seconds=round(rep.seconds, 2), mix_seconds=round(rep.mix_seconds, 3),
                     mix_fraction=round(rep.mix_seconds / max(rep.seconds, 1e-9), 4), mixes=comm.mixes,
                     local_frames=stats.frames, params_sum=f"{rep.params_sum:.10g}"), data.summary())
+        checkpoint(epoch + 1)
     return reports
 
 

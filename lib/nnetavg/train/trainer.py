@@ -198,6 +198,7 @@ class Trainer:
                                f"only {done}: not the same data or options as the interrupted run")
         total.seconds = time.perf_counter() - start
         total.minibatches = self.minibatch
+        self.pass_minibatches = done
         if rand.dropped:
             log.info("%d frames left over at the end (less than a minibatch) were not used", rand.dropped)
         return total

@@ -4,12 +4,14 @@
 # a second run re-installs only when setup.cfg changed.
 #   ./setup.sh            # library + commands + test tools
 #   ./setup.sh gpu        # also CuPy (CUDA 12 wheel)
+#   ./setup.sh bench      # also PyTorch 2.13 (CPU), only for the comparison in bench/suite.py
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 venv=$top/.venv
 python=${PYTHON:-python3}
 extras=test
 [ "${1:-}" = gpu ] && extras=test,gpu
+[ "${1:-}" = bench ] && extras=test,bench
 
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -c 'import sys; assert sys.version_info >= (3, 10), "nnetavg needs Python 3.10 or newer"'

@@ -56,6 +56,7 @@ def main() -> int:
     ap.add_argument("--gpu-step-ms", type=float, default=80.0,
                     help="assumed per-minibatch compute time of one GPU for the projection")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS-mpi.md"))
+    ap.add_argument("--json", default="", help="also write the figures to this JSON file (rank 0)")
     a = ap.parse_args()
     comm = Communicator()
     if comm.size < 2:
@@ -100,9 +101,17 @@ def main() -> int:
              f"| SGD step, minibatch {a.minibatch}, one rank | {t_step * 1e3:.1f} | |",
              f"\nAll-reduce bus bandwidth / raw Sendrecv bandwidth: {ar_bw / bw:.2f}.\n",
              "| mixing every K minibatches | all-reduce | butterfly | ring |", "|---|---|---|---|"]
+    fractions = {}
     for K in (10, 20):
         fr = [tm / (K * t_step + tm) for tm in (t_allreduce, t_butterfly, t_ring)]
+        fractions[K] = dict(zip(("allreduce", "butterfly", "ring"), fr))
         lines.append(f"| K = {K}: fraction of wall time mixing | {fr[0]:.2%} | {fr[1]:.2%} | {fr[2]:.2%} |")
+    if a.json:
+        import json
+        with open(a.json, "w") as f:
+            json.dump({"ranks": comm.size, "step_ms": t_step * 1e3, "allreduce_ms": t_allreduce * 1e3,
+                       "sendrecv_gbps": bw / 1e9, "allreduce_bus_gbps": ar_bw / 1e9,
+                       "mix_fraction": {str(k): v for k, v in fractions.items()}}, f)
     lines += ["\nProjected speed-up with ring all-reduce every K = 10 minibatches, from the measured bandwidth:\n",
               f"| ranks | CPU step {t_step * 1e3:.0f} ms | assumed GPU step {a.gpu_step_ms:.0f} ms | paper (GPUs) |",
               "|---|---|---|---|"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 
@@ -25,11 +26,20 @@ def _install() -> str:
     return "could not install SLURM from Debian's packages"
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _conf(d: str) -> str:
     mem_mib = int(open("/proc/meminfo").read().split()[1]) // 1024
     cpus = os.cpu_count() or 1
+    # ports of our own, so that this cluster never talks to another one on the machine
     return f"""ClusterName=ci
 SlurmctldHost=localhost
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge

@@ -11,6 +11,10 @@ Math code is written once against the array module of its inputs::
 * ``optional`` -- CuPy when it is installed and a GPU is usable, else numpy (with a log line);
 * ``yes``      -- CuPy, and a clear error when no usable GPU exists.
 
+On a GPU, ``NNETAVG_GPU_MEMORY_LIMIT`` caps CuPy's memory pool for the process: bytes with an
+optional K/M/G suffix (``8G``), or a fraction of the device's memory (``0.45``: two processes per
+GPU). Unset: no cap (CuPy's default).
+
 CuPy is imported lazily, only by :func:`select_device` with ``yes``/``optional``, so importing
 nnetavg never imports cupy (``pip install cupy-cuda12x`` succeeds on machines without a GPU, but
 ``cupy.zeros`` then raises; we never get that far).
@@ -19,6 +23,7 @@ nnetavg never imports cupy (``pip install cupy-cuda12x`` succeeds on machines wi
 from __future__ import annotations
 
 import logging
+import os
 import types
 
 import numpy as np
@@ -62,9 +67,31 @@ def select_device(use_gpu: str) -> types.ModuleType:
         log.info("no GPU, computing on the CPU: %s", reason)
         _device_xp = np
         return np
+    limit = os.environ.get("NNETAVG_GPU_MEMORY_LIMIT", "")
+    if limit:
+        kind, value = parse_memory_limit(limit)
+        pool = cupy.get_default_memory_pool()
+        pool.set_limit(**{kind: value})
+        log.info("GPU memory pool capped at %s bytes", pool.get_limit())
     log.info("computing on GPU %s", cupy.cuda.Device().id)
     _device_xp = cupy
     return cupy
+
+
+def parse_memory_limit(text: str) -> tuple[str, float]:
+    """``NNETAVG_GPU_MEMORY_LIMIT``: ("fraction", f) for 0 < f <= 1, else ("size", bytes)."""
+    t = text.strip().upper()
+    try:
+        if t.endswith(("K", "M", "G")):
+            return "size", int(float(t[:-1]) * {"K": 2**10, "M": 2**20, "G": 2**30}[t[-1]])
+        v = float(t)
+    except ValueError:
+        raise NnetavgError(f"NNETAVG_GPU_MEMORY_LIMIT={text!r}: give bytes (e.g. 8G) or a fraction (e.g. 0.5)") from None
+    if 0 < v <= 1:
+        return "fraction", v
+    if v > 1:
+        return "size", int(v)
+    raise NnetavgError(f"NNETAVG_GPU_MEMORY_LIMIT={text!r} must be positive")
 
 
 def device_xp() -> types.ModuleType:

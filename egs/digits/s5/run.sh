@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real speech recipe: spoken English digit strings synthesised with espeak-ng (30 voices as
+# A real speech recipe: spoken English digit strings synthesised with espeak-ng (34 voices as
 # speakers, train and test speakers disjoint), Kaldi fbank features, exact frame targets from the
 # synthesiser's own phone timings, a monophone GMM baseline, a DNN trained with nnetavg (SGD or
 # NG-SGD, one job or several averaged), decoding with an HCLG word-loop graph, and the WER with
@@ -45,7 +45,7 @@ log() { echo "$(date +%H:%M:%S) run.sh: $*"; }
 case $preset in
   tiny)    corpus=(--num-train-speakers 12 --num-test-speakers 4 --utts-per-speaker 12 --test-utts-per-speaker 6)
            [ $hidden_dim = 512 ] && hidden_dim=256; [ $hidden_layers = 3 ] && hidden_layers=2 ;;
-  default) corpus=(--num-train-speakers 24 --num-test-speakers 6 --utts-per-speaker 40 --test-utts-per-speaker 20) ;;
+  default) corpus=(--num-train-speakers 24 --num-test-speakers 10 --utts-per-speaker 40 --test-utts-per-speaker 20) ;;
   *) echo "$0: unknown --preset $preset" >&2; exit 1 ;;
 esac
 

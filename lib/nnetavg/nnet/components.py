@@ -25,6 +25,7 @@ import numpy as np
 from nnetavg.backend import get_array_module
 from nnetavg.errors import FormatError
 from nnetavg.io.kaldi_basic import KaldiReader, KaldiWriter
+from nnetavg.kernels import sigmoid_backward
 
 
 class Component:
@@ -176,7 +177,7 @@ class Sigmoid(Component):
         return sigmoid(x)
 
     def backward(self, x, y, dy):
-        return dy * y * (1.0 - y)
+        return sigmoid_backward(y, dy)  # dy * y * (1 - y), fused
 
 
 class Tanh(Component):

@@ -35,21 +35,19 @@ class Strict:
         self.i = j + 1
         return tok
 
-    def int32(self):
+    def _scalar(self, fmt, parse):
         if self.binary:
-            assert self.d[self.i] == 4, "int32 must have size byte 4"
-            v = struct.unpack("<i", self.d[self.i + 1:self.i + 5])[0]
+            assert self.d[self.i] == 4, "int32 and float scalars have size byte 4"
+            v = struct.unpack(fmt, self.d[self.i + 1:self.i + 5])[0]
             self.i += 5
             return v
-        return int(self.token())
+        return parse(self.token())
+
+    def int32(self):
+        return self._scalar("<i", int)
 
     def float32(self):
-        if self.binary:
-            assert self.d[self.i] == 4, "float must have size byte 4"
-            v = struct.unpack("<f", self.d[self.i + 1:self.i + 5])[0]
-            self.i += 5
-            return v
-        return float(self.token())
+        return self._scalar("<f", float)
 
     def _text_bracket(self):
         m = re.compile(rb"\s*\[(.*?)\]\n", re.S).match(self.d, self.i)

@@ -47,3 +47,28 @@ def test_refuses_other_topologies_and_nan(tmp_path):
         average_model_files([p1, p3])
     with pytest.raises(NnetavgError, match="2 weights for 3"):
         average_model_files([p1, p1, p1], [1, 2])
+
+
+def test_successful_models_leaves_out_failed_nan_and_outliers(tmp_path, caplog):
+    import logging
+
+    from nnetavg.parallel.averaging import successful_models
+
+    done = "LOG (nnet-train-simple rank 0/1 10:00:00) done minibatches=10 learn-rate=0.01 frames=2560 " \
+           "cross-entropy={} frame-accuracy=0.5 frames-per-sec=1000\n"
+    cases = {1: "1.20", 2: "1.35", 3: "nan", 4: "2.50", 5: "1.10", 6: None}  # 6: the job failed, no model
+    logs, models = [], []
+    for j, ce in cases.items():
+        lg, m = tmp_path / f"train.{j}.log", tmp_path / f"{j}.nnet"
+        lg.write_text("# header\n" + (done.format(ce) if ce else "ERROR something went wrong\n"))
+        if ce:
+            m.write_text("model")
+        logs.append(str(lg))
+        models.append(str(m))
+    with caplog.at_level(logging.WARNING):
+        keep = successful_models(logs, models, max_gap=1.0)
+    assert keep == [0, 1, 4]  # jobs 1, 2, 5; 3 is NaN, 4 is 1.4 worse than the best, 6 failed
+    text = caplog.text
+    assert "job 3: no finite objective" in text and "job 4: cross-entropy 2.5000" in text and "job 6: no model" in text
+    with pytest.raises(NnetavgError, match="no successful job"):
+        successful_models(logs[2:3] + logs[5:], models[2:3] + models[5:])

@@ -13,6 +13,7 @@ import numpy as np
 
 from nnetavg.data.utterances import DataStats, Warner, check_utterance
 from nnetavg.io.tables import INT_VECTOR, MATRIX, RandomAccessReader, TableWriter
+from nnetavg.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,10 @@ def copy_egs(utts: list[str], feats_rspecifier: str, ali_rspecifier: str, feats_
     stats = DataStats()
     warn = Warner()
     feat_dim = None
+    progress = Progress("utterances", total=len(utts), period=30.0)
     with TableWriter(feats_wspecifier, MATRIX) as fw, TableWriter(ali_wspecifier, INT_VECTOR) as aw:
         for key in utts:
+            progress.update()
             x = feats.get(key)
             if x is None:
                 stats.no_features += 1
@@ -39,4 +42,5 @@ def copy_egs(utts: list[str], feats_rspecifier: str, ali_rspecifier: str, feats_
                 continue
             fw.write(key, np.asarray(checked[0], dtype=np.float32))
             aw.write(key, checked[1])
+    progress.close()
     return stats

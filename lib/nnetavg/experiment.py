@@ -10,9 +10,11 @@ Two layouts, both written by the steps:
 * MPI (``steps/train_mpi.sh``): ``log/train_mpi.log``, one ``epoch`` line per epoch from each
   rank with the same figures plus ``seconds`` and ``mix-seconds``.
 
-Time of an iteration is split into compute (frames / frames-per-second of the slowest job),
-mixing (model averaging: the averaging job, or the time spent in MPI mixing) and the rest (I/O,
-process start, CV), so a plot shows what the arithmetic waits for.
+Time of an iteration: the jobs' phase (first start to last end, from the launchers'
+``started-unix`` and ``elapsed-seconds`` lines), split into compute (the share of the jobs' time
+spent in their training loops) and the rest (I/O, process start, queueing), plus mixing (the
+averaging job, or the time spent in MPI mixing) and the CV pass; so a plot shows what the
+arithmetic waits for.
 """
 
 from __future__ import annotations
@@ -111,13 +113,23 @@ def _last_figures(path: str, marker: str) -> dict[str, float]:
 
 
 def _elapsed(path: str) -> float:
-    for line in reversed(_lines(path)):
+    """Seconds the job took: run.pl's/slurm.pl's ``elapsed-seconds`` (else Kaldi's whole seconds)."""
+    lines = _lines(path)
+    for line in reversed(lines):
         if line.startswith("# elapsed-seconds="):
             return float(line.split("=", 1)[1])
+    for line in reversed(lines):
         m = re.match(r"# Accounting: time=(\d+)", line)
         if m:
             return float(m.group(1))
     return 0.0
+
+
+def _started(path: str) -> float | None:
+    for line in _lines(path)[:6]:
+        if line.startswith("# started-unix="):
+            return float(line.split("=", 1)[1])
+    return None
 
 
 def _cv(path: str) -> tuple[float, float] | None:
@@ -152,9 +164,16 @@ def _read_files_layout(name: str, path: str) -> Experiment:
         seen += sum(j.frames for j in jobs)
         avg_log = os.path.join(logdir, f"average.{i}.log")
         mix = _elapsed(avg_log) if os.path.exists(avg_log) else 0.0
-        compute = max(j.compute_seconds for j in jobs)
-        other = max(j.wall_seconds for j in jobs) - compute + _elapsed(cv_log)
-        out.append(Iteration(i + 1, seen, lr, cv[0], cv[1], jobs, compute, mix, max(0.0, other)))
+        # The jobs' phase of the iteration: from the first start to the last end when the logs say
+        # when they started (jobs may queue: more jobs than slots), else the slowest job.
+        starts = [_started(jl) for jl in job_logs]
+        if all(t is not None for t in starts):
+            span = max(t + j.wall_seconds for t, j in zip(starts, jobs)) - min(starts)
+        else:
+            span = max(j.wall_seconds for j in jobs)
+        busy = sum(j.compute_seconds for j in jobs) / max(sum(j.wall_seconds for j in jobs), 1e-9)
+        compute = span * min(1.0, busy)
+        out.append(Iteration(i + 1, seen, lr, cv[0], cv[1], jobs, compute, mix, span - compute + _elapsed(cv_log)))
     return Experiment(name, path, "files", num_jobs, initial, out)
 
 

@@ -9,7 +9,7 @@ Kaldi's interface and log format (``egs/wsj/s5/utils/run.pl``)::
 * Arguments without whitespace are passed as they are (so ``\\|`` reaches bash as a pipe), others
   are quoted, single quotes when they contain a double quote.
 * Each log starts with ``# command`` and ``# Started at ...`` and ends with
-  ``# elapsed-seconds=S.SSS`` (for nnet-report), ``# Accounting: time=S threads=N`` and ``# Ended (code RC) at ..., elapsed time S seconds``.
+  ``# elapsed-seconds=S.SSS`` (for nnet-report, with the ``# started-unix=T`` line after the start), ``# Accounting: time=S threads=N`` and ``# Ended (code RC) at ..., elapsed time S seconds``.
 * At most ``--max-jobs-run`` tasks run at once (default: the number of CPUs); the exit status is
   non-zero when any task failed, with ``run.pl: K / N failed, log is in LOG``.
 * ``--retries R`` and ``--max-requeues Q``: see :mod:`nnetavg.jobs.spec`.
@@ -36,7 +36,7 @@ def _run_one(spec: JobSpec, task: int, threads: int) -> tuple[int, int, str]:
         env[v] = str(threads)
     t0 = time.time()
     with open(log, "w", encoding="utf-8") as f:
-        f.write(f"# {cmd} \n# Started at {time.ctime(t0)}\n#\n")
+        f.write(f"# {cmd} \n# Started at {time.ctime(t0)}\n# started-unix={t0:.3f}\n#\n")
         f.flush()
         proc = subprocess.run(["bash", "-c", cmd], stdout=f, stderr=subprocess.STDOUT, env=env)
         seconds = time.time() - t0

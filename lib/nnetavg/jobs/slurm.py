@@ -115,8 +115,8 @@ export OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS=
 log={shlex.quote(log)}
 mkdir -p "$(dirname "$log")"
 rm -f {shlex.quote(rc_file)}
-{{ printf '%s\\n' {shlex.quote(header)}; echo "# Started at $(date) on $(hostname) (SLURM job ${{SLURM_JOB_ID:-?}})"; echo '#'; }} > "$log"
 start=$(date +%s.%N)
+{{ printf '%s\\n' {shlex.quote(header)}; echo "# Started at $(date) on $(hostname) (SLURM job ${{SLURM_JOB_ID:-?}})"; echo "# started-unix=$start"; echo '#'; }} > "$log"
 bash -c {shlex.quote(cmd)} >> "$log" 2>&1 &
 pid=$!
 trap 'echo "# slurm.pl: task shell got SIGTERM" >> "$log"' TERM   # set after the fork: the command keeps

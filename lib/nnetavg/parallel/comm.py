@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 
 import numpy as np
@@ -70,7 +71,13 @@ class Communicator:
             self.comm.Barrier()
 
     def abort(self, code: int = 1) -> None:
+        """Ends every rank. The caller has printed its error; a short pause first lets the MPI
+        launcher forward that output before the job is torn down (otherwise it can be lost when
+        several ranks abort at once)."""
         if self.size > 1:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            time.sleep(0.5)
             self.comm.Abort(code)
 
     # ------------------------------------------------------------------ device staging

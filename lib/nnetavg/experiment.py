@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import time
 from dataclasses import dataclass, field
 
 from nnetavg.errors import NnetavgError
@@ -74,6 +75,7 @@ class Experiment:
     num_jobs: int
     initial_cv: tuple[float, float] | None
     iterations: list[Iteration]
+    trainer: str = ""               # the training command (nnet-train-simple, -ngsgd, -mpi)
 
     @property
     def frames(self) -> int:
@@ -126,9 +128,18 @@ def _elapsed(path: str) -> float:
 
 
 def _started(path: str) -> float | None:
-    for line in _lines(path)[:6]:
+    """When the job started: ``started-unix`` (ours), else Kaldi's ``# Started at`` (whole seconds)."""
+    head = _lines(path)[:6]
+    for line in head:
         if line.startswith("# started-unix="):
             return float(line.split("=", 1)[1])
+    for line in head:
+        m = re.match(r"# Started at (\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})", line)
+        if m:
+            try:
+                return time.mktime(time.strptime(m.group(1), "%a %b %d %H:%M:%S %Y"))
+            except ValueError:
+                return None
     return None
 
 
@@ -174,7 +185,9 @@ def _read_files_layout(name: str, path: str) -> Experiment:
         busy = sum(j.compute_seconds for j in jobs) / max(sum(j.wall_seconds for j in jobs), 1e-9)
         compute = span * min(1.0, busy)
         out.append(Iteration(i + 1, seen, lr, cv[0], cv[1], jobs, compute, mix, span - compute + _elapsed(cv_log)))
-    return Experiment(name, path, "files", num_jobs, initial, out)
+    first = sorted(glob.glob(os.path.join(logdir, "train.0.*.log")))
+    trainer = _lines(first[0])[0].lstrip("# ").split(" ", 1)[0] if first else ""
+    return Experiment(name, path, "files", num_jobs, initial, out, trainer)
 
 
 def _read_mpi_layout(name: str, path: str) -> Experiment:
@@ -201,7 +214,7 @@ def _read_mpi_layout(name: str, path: str) -> Experiment:
         seen += int(r0["train-frames"])
         out.append(Iteration(epoch, seen, r0["learn-rate"], r0["cv-cross-entropy"], r0["cv-frame-accuracy"], jobs,
                              wall - mix, mix, 0.0))
-    return Experiment(name, path, "mpi", size, None, out)
+    return Experiment(name, path, "mpi", size, None, out, "nnet-train-mpi")
 
 
 def read_experiment(path: str, name: str | None = None) -> Experiment:

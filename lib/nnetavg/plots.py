@@ -89,12 +89,15 @@ def plot_time(e: Experiment, png: str) -> None:
 
 
 def speedups(exps: list[Experiment]) -> list[tuple[int, float, str]]:
-    """(jobs, speed-up against the fastest 1-job experiment, name), or [] without a 1-job one."""
-    singles = [e for e in exps if e.num_jobs == 1]
-    if not singles:
-        return []
-    base = max(e.frames_per_second for e in singles)
-    return sorted((e.num_jobs, e.frames_per_second / base, e.name) for e in exps)
+    """(jobs, speed-up, name) for every experiment that has a 1-job experiment with the same
+    training command (SGD against SGD, NG-SGD against NG-SGD) to compare with; the fastest such
+    1-job run is the reference."""
+    out = []
+    for e in exps:
+        singles = [s.frames_per_second for s in exps if s.num_jobs == 1 and s.trainer == e.trainer]
+        if singles:
+            out.append((e.num_jobs, e.frames_per_second / max(singles), e.name))
+    return sorted(out)
 
 
 def plot_scaling(exps: list[Experiment], png: str) -> bool:
@@ -105,9 +108,9 @@ def plot_scaling(exps: list[Experiment], png: str) -> bool:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     top = max(max(n for n, _, _ in pts), max(PAPER_SPEEDUP))
     ax1.plot([1, top], [1, top], "k:", lw=0.8, label="linear")
-    ax1.plot([n for n, _, _ in pts], [s for _, s, _ in pts], "o-", label="nnetavg (this machine)")
+    ax1.plot([n for n, _, _ in pts], [s for _, s, _ in pts], "o", label="nnetavg (this machine)")
     ax1.plot(list(PAPER_SPEEDUP), list(PAPER_SPEEDUP.values()), "s--", label="Su et al. 2015 (K20 GPUs)")
-    ax2.plot([n for n, _, _ in pts], [s / n for n, s, _ in pts], "o-", label="nnetavg (this machine)")
+    ax2.plot([n for n, _, _ in pts], [s / n for n, s, _ in pts], "o", label="nnetavg (this machine)")
     ax2.plot(list(PAPER_SPEEDUP), [s / n for n, s in PAPER_SPEEDUP.items()], "s--", label="Su et al. 2015")
     ax1.set(xlabel="number of jobs", ylabel="speed-up (training frames/s vs 1 job)", xscale="log", yscale="log",
             title="Speed-up")

@@ -30,6 +30,8 @@ from nnetavg.bin._train import trainer_arguments
 from nnetavg.errors import NnetavgError
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import job_substitute
+from nnetavg.train.checkpoint import PREEMPTED_EXIT, Preempted, PreemptionFlag
+from nnetavg.train.checkpoint import remove as remove_checkpoint
 from nnetavg.train.iterate_averaging import IterateAverager
 from nnetavg.train.optim import SGDOptions
 from nnetavg.train.schedules import make_schedule
@@ -76,16 +78,16 @@ def _chunk_search(schedule, feats, ali, transform, nnet, opts, n_frames):
 @click.option("--search-feats", type=str, default="", help="With --lr-schedule=search: training features to sample from")
 @click.option("--search-ali", type=str, default="", help="With --lr-schedule=search: their pdf alignments")
 @click.option("--search-fraction", type=float, default=0.03, show_default=True, help="Share of a chunk used by the search")
+@click.option("--checkpoint-every", type=int, default=1000, show_default=True,
+              help="With --checkpoint: the server saves its state every N updates (and on a preemption signal)")
 @click.option("--cv-check-every", type=int, default=0, show_default=True,
               help="With --cv-feats: compare average and current model every N updates; switch to the Polyak average "
                    "when the average wins (0: only at the end)")
 def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out, verbose,
          averaged_sgd, asgd_eta, cv_feats, cv_ali, chunk_size, search_feats, search_ali, search_fraction,
-         cv_check_every, **kw):
+         checkpoint_every, cv_check_every, **kw):
     opts, _ = pick(TrainOptions, kw), pick(SGDOptions, kw)
-    if kw.pop("checkpoint"):
-        raise click.UsageError("--checkpoint is not supported by nnet-train-asgd (one-pass ASGD restarts its pass)")
-    kw.pop("preempt_signals")
+    checkpoint, preempt_signals = kw.pop("checkpoint"), kw.pop("preempt_signals")
     server_schedule = opts.lr_schedule
     if server_schedule in ("adagrad", "search"):
         opts.lr_schedule = "constant"  # workers only compute gradients; the server applies the schedule
@@ -96,10 +98,14 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
     if server_schedule == "search" and not (search_feats and search_ali):
         raise click.UsageError("--lr-schedule=search needs --search-feats and --search-ali")
     from nnetavg.parallel.comm import Communicator
-    from nnetavg.parallel.server import report_line, run_server, run_worker
+    from nnetavg.parallel.server import ServerCheckpoint, report_line, run_server, run_worker, start_positions
     comm = Communicator()
     nlog.setup(click.get_current_context().info_name, verbose, comm.rank, comm.size)
     try:
+        ckpt = None
+        if checkpoint:  # every rank handles the signals; the server acts on them
+            ckpt = ServerCheckpoint(checkpoint, checkpoint_every, PreemptionFlag(preempt_signals))
+        applied = start_positions(comm, ckpt)
         nnet = read_nnet(model_in)
         transform = read_nnet(feature_transform) if feature_transform else None
         if comm.rank == 0:
@@ -112,7 +118,8 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
                 on_chunk = _chunk_search(schedule, search_feats, search_ali, transform, nnet, opts,
                                          max(4 * opts.minibatch_size, int(search_fraction * chunk_frames)))
             rep = run_server(comm, nnet, schedule, averager, check, cv_check_every,
-                             adagrad=server_schedule == "adagrad", chunk_frames=chunk_frames, on_chunk=on_chunk)
+                             adagrad=server_schedule == "adagrad", chunk_frames=chunk_frames, on_chunk=on_chunk,
+                             ckpt=ckpt)
             log.info("server %s", report_line(rep))
             if averager is not None:
                 use_average = True
@@ -128,14 +135,22 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
                 else:
                     averager.swap()
             write_nnet(nnet, model_out, binary=binary)
+            if ckpt is not None:
+                remove_checkpoint(ckpt.path)
         else:
             job = comm.rank
             n = run_worker(comm, nnet, job_substitute(feats_rspecifier, job), job_substitute(ali_rspecifier, job),
-                           transform, opts)
+                           transform, opts, int(applied[job]))
             log.info("worker %d sent %d gradients", job, n)
         comm.barrier()
+    except Preempted:
+        if comm.rank == 0:
+            log.warning("preempted: server state in %s; exiting with %d so the launcher requeues", checkpoint,
+                        PREEMPTED_EXIT)
+        sys.stderr.flush()
+        sys.exit(PREEMPTED_EXIT)
     except BaseException as exc:
-        if isinstance(exc, SystemExit) and not exc.code:
+        if isinstance(exc, SystemExit) and exc.code in (0, None, PREEMPTED_EXIT):
             raise
         log.error("rank %d failed: %s", comm.rank, exc if isinstance(exc, NnetavgError) else f"{exc.__class__.__name__}: {exc}")
         sys.stderr.flush()

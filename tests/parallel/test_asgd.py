@@ -86,3 +86,67 @@ def test_server_schedules(data, schedule):
         chunks = re.findall(r"chunk (\d+): learn-rate=(\S+) \(baseline (\S+), after (\S+),", p.stderr)
         assert len(chunks) >= 3 and all(float(a) < float(b) for _, _, b, a in chunks)
         assert float(chunks[0][1]) < 50  # the far too large initial rate was shrunk
+
+
+def rank_pid(marker, rank):
+    """The pid of MPI rank ``rank`` of the run whose command line contains ``marker`` (MPICH puts
+    PMI_RANK in each rank's environment)."""
+    pids = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    for pid in pids:
+        try:
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if f"PMI_RANK={rank}".encode() in env:
+            return int(pid)
+    raise AssertionError(f"no rank {rank} among {pids}")
+
+
+def test_preempted_server_resumes_every_minibatch_applied_once(tmp_path):
+    """SIGUSR1 to the server: it saves its state, stops the workers (dropping gradients in
+    flight), all ranks exit 75; the rerun resumes, and across both runs each worker's minibatches
+    are applied exactly once. Then a kill -9 of a worker: the rerun resumes from the last periodic
+    checkpoint, with the same accounting."""
+    import signal
+
+    for j in (1, 2):
+        make_labelled_data(tmp_path, num_utts=200, seed=j, name=f"a{j}")
+    run_cmd(["nnet-init", "--input-dim=6", "--output-dim=5", "--hidden-layers=2", "--hidden-dim=64", f"{tmp_path}/0.nnet"])
+    ref = asgd(3, tmp_path, tmp_path / "ref.nnet")
+    assert ref.returncode == 0, ref.stderr
+    total = int(re.search(r"server gradients-applied=(\d+)", ref.stderr).group(1))
+
+    def interrupted(sig, who, ckpt_every):
+        ck = tmp_path / f"ck.{who}.npz"
+        args = [MPIEXEC, "-n", "3", "nnet-train-asgd", "--minibatch-size=32", "--randomizer-size=256",
+                "--learn-rate=0.01", f"--checkpoint={ck}", f"--checkpoint-every={ckpt_every}", "--report-period=320",
+                f"{tmp_path}/0.nnet", f"scp:{tmp_path}/aJOB/feats.scp", f"ark:{tmp_path}/aJOB/ali.ark",
+                str(tmp_path / f"{who}.nnet")]
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+        proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "rank 2/3" in line and "progress" in line:
+                os.kill(rank_pid(f"{who}.nnet", 0 if who == "signal" else 2), sig)  # the server / a worker
+                break
+        lines += proc.stderr.readlines()
+        return proc.wait(timeout=120), "".join(lines), args, env
+
+    rc, text, args, env = interrupted(signal.SIGUSR1, "signal", 0)
+    assert rc == 75, text
+    assert "preempted: server state in" in text and (tmp_path / "ck.signal.npz").exists()
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    m = re.search(r"resuming from \S+: (\d+) gradients applied", again.stderr)
+    assert m and 0 < int(m.group(1)) < total
+    applied = int(re.search(r"server gradients-applied=(\d+)", again.stderr).group(1))
+    assert applied == total, "every minibatch of every worker applied exactly once across the two runs"
+    assert not (tmp_path / "ck.signal.npz").exists()
+
+    rc, text, args, env = interrupted(signal.SIGKILL, "kill", 20)
+    assert rc != 0 and rc != 75, text
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "resuming from" in again.stderr
+    assert int(re.search(r"server gradients-applied=(\d+)", again.stderr).group(1)) == total

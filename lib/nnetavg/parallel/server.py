@@ -14,6 +14,15 @@ index). Protocol, all point-to-point, no barriers while training:
 * end: a worker sends DONE with the number of gradients it sent; the server stops when every worker
   is done and checks that it applied exactly as many gradients as were sent.
 
+Checkpoints (``--checkpoint FILE``): the server writes its whole state -- parameters, the iterate
+average, update count, objective sums, chunk, schedule rate, and for each worker how many of its
+gradients it has applied -- every ``checkpoint_every`` updates and when a preemption signal reaches
+it. On a signal it then sends STOP to the workers, takes in (and drops) gradients already on the
+way, waits for every worker's acknowledgement, and all ranks exit 75. A rerun loads the file, tells
+each worker how many of its minibatches were applied, and the workers skip exactly those (replayed
+without compute): every minibatch is applied exactly once across the runs. Asynchronous updates
+depend on arrival order, so a resumed run is equivalent, not bitwise equal, to an uninterrupted one.
+
 Learning-rate coefficients of the components are applied by the workers (the gradient already
 carries them), so the server only scales by the global rate.
 """
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 
 import numpy as np
@@ -31,12 +41,44 @@ from nnetavg.log import kv
 from nnetavg.nnet.components import AffineTransform, Component
 from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator
+from nnetavg.train.checkpoint import Preempted
 from nnetavg.train.iterate_averaging import IterateAverager
 from nnetavg.train.trainer import Trainer, TrainOptions
 
 log = logging.getLogger(__name__)
 
-TAG_HEADER, TAG_GRADIENT, TAG_PARAMS, TAG_DONE = 11, 12, 13, 14
+TAG_HEADER, TAG_GRADIENT, TAG_PARAMS, TAG_DONE, TAG_STOP, TAG_STOPPED = 11, 12, 13, 14, 15, 16
+
+
+@dataclasses.dataclass
+class ServerCheckpoint:
+    """Where and how often the server saves its state, and its stop signal."""
+    path: str
+    every: int = 0                                   # updates between checkpoints (0: only on preemption)
+    stop_requested: object = None                    # callable: a preemption signal arrived
+
+    def load(self):
+        from nnetavg.train.checkpoint import load_checkpoint  # noqa: PLC0415
+        return load_checkpoint(self.path) if os.path.exists(self.path) else None
+
+    def save(self, arrays: dict) -> None:
+        from nnetavg.fileutil import atomic_output  # noqa: PLC0415
+        with atomic_output(self.path) as f:
+            np.savez(f, **arrays)
+
+
+def start_positions(comm: Communicator, ckpt: ServerCheckpoint | None) -> np.ndarray:
+    """Collective: how many minibatches each rank's worker has had applied (from the server's
+    checkpoint; zeros for a fresh run), broadcast from the server."""
+    applied = np.zeros(comm.size, np.int64)
+    if comm.rank == 0 and ckpt is not None:
+        state = ckpt.load()
+        if state is not None:
+            if int(state["world_size"]) != comm.size:
+                raise NnetavgError(f"{ckpt.path}: written by {int(state['world_size'])} ranks, this run has {comm.size}")
+            applied[:] = state["applied"]
+    comm.comm.Bcast(applied, root=0)
+    return applied
 
 
 class GradientCollector:
@@ -85,7 +127,7 @@ def adagrad_step(grad, K: float = 1.0):
 
 def run_server(comm: Communicator, nnet: Network, schedule, averager: IterateAverager | None,
                check=None, check_every: int = 0, adagrad: bool = False, chunk_frames: int = 0,
-               on_chunk=None) -> ServerReport:
+               on_chunk=None, ckpt: ServerCheckpoint | None = None) -> ServerReport:
     """Serves until every worker is done. With ``check`` (a function of the network returning its
     CV loss) and ``check_every`` > 0, every that many updates the average and the current model
     are compared on CV and the averager may switch to the Polyak phase. ``adagrad`` scales each
@@ -96,13 +138,37 @@ def run_server(comm: Communicator, nnet: Network, schedule, averager: IterateAve
     workers = comm.size - 1
     if workers < 1:
         raise NnetavgError("asynchronous SGD needs a server and at least one worker: mpiexec -n 3 or more")
+    applied = np.zeros(comm.size, np.int64)      # gradients applied, per worker rank
+    version, done, sent, frames, loss, correct, chunk = 0, 0, 0, 0, 0.0, 0, 0
+    state = ckpt.load() if ckpt is not None else None
+    if state is not None:
+        nnet.params[...] = state["params"]
+        if averager is not None and "avg.avg" in state:
+            averager.load_state({k[4:]: v for k, v in state.items() if k.startswith("avg.")})
+        applied[:] = state["applied"]
+        version, frames, loss, correct, chunk = (int(state["version"]), int(state["frames"]), float(state["loss"]),
+                                                 int(state["correct"]), int(state["chunk"]))
+        if hasattr(schedule, "rate") and "rate" in state:
+            schedule.rate = float(state["rate"])
+        log.info("resuming from %s: %d gradients applied (%s per worker)", ckpt.path, version,
+                 ",".join(str(int(a)) for a in applied[1:]))
+    resumed_version = version
     comm.bcast_array(nnet.params)
     grad = np.empty_like(nnet.params)
     header = np.empty(4, np.float64)
-    pulled = {w: 0 for w in range(1, comm.size)}
-    version, done, sent, frames, loss, correct, chunk = 0, 0, 0, 0, 0.0, 0, 0
-    if chunk_frames and on_chunk is not None:
+    pulled = {w: version for w in range(1, comm.size)}
+    if chunk_frames and on_chunk is not None and state is None:
         on_chunk(0, nnet)
+
+    def save() -> None:
+        arrays = {"params": nnet.params, "applied": applied, "version": np.array(version), "frames": np.array(frames),
+                  "loss": np.array(loss), "correct": np.array(correct), "chunk": np.array(chunk),
+                  "world_size": np.array(comm.size)}
+        if hasattr(schedule, "rate"):
+            arrays["rate"] = np.array(schedule.rate)
+        if averager is not None:
+            arrays.update({f"avg.{k}": v for k, v in averager.state().items()})
+        ckpt.save(arrays)
     stale: list[int] = []
     t0 = time.perf_counter()
     status = MPI.Status()
@@ -129,6 +195,7 @@ def run_server(comm: Communicator, nnet: Network, schedule, averager: IterateAve
                                f"learning rate {lr:g}); lower --learn-rate")
         stale.append(version - pulled[src])
         version += 1
+        applied[src] += 1
         if averager is not None:
             averager(version, nnet)
             if check is not None and check_every > 0 and version % check_every == 0 and not averager.polyak:
@@ -141,20 +208,56 @@ def run_server(comm: Communicator, nnet: Network, schedule, averager: IterateAve
         loss += float(header[2])
         correct += int(header[3])
         pulled[src] = version
+        if ckpt is not None and ckpt.stop_requested is not None and ckpt.stop_requested():
+            save()
+            _stop_workers(comm, done, src)
+            raise Preempted(version, None)
+        if ckpt is not None and ckpt.every and version % ckpt.every == 0:
+            save()
         comm.comm.Send(nnet.params, dest=src, tag=TAG_PARAMS)
-    if sent != version:
+    if sent + resumed_version != version:
         raise NnetavgError(f"the workers sent {sent} gradients but the server applied {version}")
     hist: dict = {}
     for s in stale:
         hist[s] = hist.get(s, 0) + 1
-    return ServerReport(version, sent, float(np.mean(stale)) if stale else 0.0, max(stale) if stale else 0,
+    return ServerReport(version, sent + resumed_version, float(np.mean(stale)) if stale else 0.0, max(stale) if stale else 0,
                         dict(sorted(hist.items())), frames, loss / max(frames, 1), correct / max(frames, 1),
                         time.perf_counter() - t0)
 
 
+def _stop_workers(comm: Communicator, done: int, waiting: int) -> None:
+    """After a checkpoint: STOP to every worker, drop the gradients still on their way, wait for
+    every worker's acknowledgement (or its DONE: it finished meanwhile)."""
+    MPI = comm.MPI
+    workers = comm.size - 1
+    stop = np.zeros(1, np.float32)
+    requests = [comm.comm.Isend(stop, dest=w, tag=TAG_STOP) for w in range(1, comm.size)]
+    acked, finished = set(), done
+    status = MPI.Status()
+    grad = np.empty(0, np.float32)
+    while len(acked) + finished < workers:
+        comm.comm.Probe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status)
+        src, tag, count = status.Get_source(), status.Get_tag(), status.Get_count(MPI.BYTE)
+        if tag == TAG_STOPPED:
+            comm.comm.Recv(np.empty(1), source=src, tag=tag)
+            acked.add(src)
+        elif tag == TAG_DONE:
+            comm.comm.Recv(np.empty(1, np.int64), source=src, tag=tag)
+            finished += 1
+        else:  # a header or a gradient that will not be applied (the worker redoes it on resume)
+            if grad.nbytes < count:
+                grad = np.empty(count, np.uint8)
+            comm.comm.Recv([grad, count, MPI.BYTE], source=src, tag=tag)
+    for r in requests:  # a STOP to a worker that finished meanwhile is never received: let it go
+        r.Free()
+
+
 def run_worker(comm: Communicator, nnet: Network, feats: str, ali: str, transform: Network | None,
-               opts: TrainOptions) -> int:
-    """Trains on this worker's archive through the server; returns the gradients sent."""
+               opts: TrainOptions, skip_minibatches: int = 0) -> int:
+    """Trains on this worker's archive through the server; returns the gradients sent. The first
+    ``skip_minibatches`` are replayed without compute (the server applied them before a restart).
+    Raises :class:`Preempted` when the server says STOP."""
+    MPI = comm.MPI
     comm.bcast_array(nnet.params)
     collector = GradientCollector(nnet)
     header = np.zeros(4, np.float64)
@@ -162,19 +265,26 @@ def run_worker(comm: Communicator, nnet: Network, feats: str, ali: str, transfor
     compute = trainer.step   # forward, objective, backward: the gradient lands in the collector
     count = 0
 
+    status = MPI.Status()
+
     def step(x, t):
         nonlocal count
         loss, correct = compute(x, t)
         header[1:] = (x.shape[0], loss, correct)
         comm.comm.Send(header, dest=0, tag=TAG_HEADER)
         comm.comm.Send(collector.flat, dest=0, tag=TAG_GRADIENT)
-        comm.comm.Recv(nnet.params, source=0, tag=TAG_PARAMS)
+        comm.comm.Recv([nnet.params, MPI.FLOAT], source=0, tag=MPI.ANY_TAG, status=status)
+        if status.Get_tag() == TAG_STOP:
+            comm.comm.Send(np.zeros(1), dest=0, tag=TAG_STOPPED)
+            raise Preempted(count, None)
         collector.reset()
         count += 1
         return loss, correct
 
     trainer.step = step
-    trainer.train_pass(feats, ali, transform)
+    if skip_minibatches:
+        trainer.resume_stats = (0, 0.0, 0)
+    trainer.train_pass(feats, ali, transform, skip_minibatches=skip_minibatches)
     comm.comm.Send(np.array([count], np.int64), dest=0, tag=TAG_DONE)
     return count
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +57,14 @@ class IterateAverager:
                      "minibatches; plain Polyak averaging from now on", cv_loss_average, cv_loss_current,
                      self.updates)
         return self.polyak
+
+    def state(self) -> dict:
+        return {"avg": self.avg.copy(), "polyak": np.array(self.polyak), "count": np.array(self.count),
+                "updates": np.array(self.updates)}
+
+    def load_state(self, state: dict) -> None:
+        self.avg[...] = state["avg"]
+        self.polyak, self.count, self.updates = bool(state["polyak"]), int(state["count"]), int(state["updates"])
 
     def swap(self) -> None:
         """Exchanges the model's parameters and the average (call again to swap back)."""

@@ -63,7 +63,7 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     a = ap.parse_args()
     dims = "440-3x1024-2000" if a.quick else "440-6x2048-8806"
-    steps = "2" if a.quick else "6"
+    steps = "2" if a.quick else "10"
     py = sys.executable
     with tempfile.TemporaryDirectory() as d:
         print(f"train_step ({dims}) ...", flush=True)

@@ -101,3 +101,11 @@ def test_graph_command_and_wer(lang, tmp_path):
     (tmp_path / "hyp").write_text("".join(f"{k} {' '.join(v)}\n" for k, v in hyps.items() if k != "c"))
     out = run_cmd(["compute-wer", str(tmp_path / "ref"), str(tmp_path / "hyp")])
     assert out.stdout.startswith("%WER 50.00 [ 3 / 6, 0 ins, 2 del, 1 sub ]")  # c scored as deleted
+
+
+def test_state_bounds_even_split_and_short_phones():
+    from nnetavg.asr.align import _state_bounds
+
+    assert list(_state_bounds(10, 19, 3)) == [10, 13, 16, 19]
+    assert list(_state_bounds(0, 2, 3)) == [0, 1, 2, 2]        # 2 frames, 3 states: the last gets none
+    assert list(_state_bounds(5, 10, 5)) == [5, 6, 7, 8, 9, 10]

@@ -42,6 +42,14 @@ def parse_phone_times(line: str, source: str = "phone_times"):
     return utt, dur, segments
 
 
+def _state_bounds(start: int, end: int, num_states: int) -> np.ndarray:
+    """Frame boundaries of the HMM states of a phone spanning frames [start, end): an even split,
+    or one frame for each of the first states when the phone is shorter than its states."""
+    if end - start >= num_states:
+        return np.linspace(start, end, num_states + 1).round().astype(int)
+    return np.r_[np.arange(start, end + 1), [end] * (num_states - (end - start))]
+
+
 class PhoneTimeAligner:
     """Turns phone segments into transition-id alignments for one lang's transition model."""
 
@@ -81,7 +89,7 @@ class PhoneTimeAligner:
                 end += 1
             phone = phone_ids[seg]
             n_states = self.num_states[phone]
-            bounds = np.linspace(t, end, n_states + 1).round().astype(int) if end - t >= n_states else np.r_[np.arange(t, end + 1), [end] * (n_states - (end - t))]
+            bounds = _state_bounds(t, end, n_states)
             for s in range(n_states):
                 lo, hi = bounds[s], bounds[s + 1]
                 if hi <= lo:

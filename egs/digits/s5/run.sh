@@ -19,6 +19,7 @@ stop_stage=100
 preset=default        # tiny | default: corpus size (and network size)
 vocab=digits          # digits | words
 num_words=150         # vocabulary size with --vocab words
+snr=20:40             # range of the added white noise's SNR in dB (MIN:MAX)
 nj=4                  # parallel training jobs (file averaging between iterations)
 parallel=files        # files | mpi
 num_iters=10          # training iterations (epochs)
@@ -33,7 +34,7 @@ data=data
 exp=exp               # everything of one configuration (egs, models, decodes) goes under here
 
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default] [--vocab digits|words]
-  [--num-words N] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
+  [--num-words N] [--snr MIN:MAX] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
   [--initial-learning-rate R] [--final-learning-rate R] [--minibatch-size N] [--hidden-layers N]
   [--hidden-dim N] [--gmm true|false] [--data DIR] [--exp DIR]"
 . ./cmd.sh
@@ -56,7 +57,7 @@ fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "Stage 1: corpus: espeak-ng ($vocab, $preset) -> $data/{train,test}, $data/local/dict/lexicon.txt"
-  [ -f $data/test/phone_times ] || make_data.py --vocab $vocab --num-words $num_words "${corpus[@]}" $data
+  [ -f $data/test/phone_times ] || make_data.py --vocab $vocab --num-words $num_words --snr $snr "${corpus[@]}" $data
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then

@@ -3,7 +3,7 @@
 
 Speakers are espeak-ng voice variants of American English (``en-us+VARIANT``, so every speaker
 shares one phone set), each with its own speaking rate and pitch, jittered per utterance. Every
-utterance gets 100-500 ms of lead-in silence and white noise at 20-40 dB SNR. Train and test
+utterance gets 100-500 ms of lead-in silence and white noise at 20-40 dB SNR (--snr). Train and test
 speakers are disjoint.
 
 Writes, for each of ``train`` and ``test`` under OUT_DIR:
@@ -106,10 +106,12 @@ def main():
     p.add_argument("--num-test-speakers", type=int, default=6)
     p.add_argument("--utts-per-speaker", type=int, default=40)
     p.add_argument("--test-utts-per-speaker", type=int, default=20)
+    p.add_argument("--snr", default="20:40", help="range of the white noise's SNR in dB, MIN:MAX")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("out_dir")
     args = p.parse_args()
 
+    snr_min, snr_max = (float(v) for v in args.snr.split(":"))
     rng = random.Random(args.seed)
     nrng = np.random.default_rng(args.seed)
     synth = Espeak()
@@ -158,7 +160,7 @@ def main():
                     dropped += 1
                     continue
                 power = np.mean(audio.astype(np.float64) ** 2)
-                snr_db = rng.uniform(20, 40)
+                snr_db = rng.uniform(snr_min, snr_max)
                 signal += nrng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), len(signal))
                 signal = np.clip(np.round(signal), -32768, 32767)
                 utt = f"{spk}-{n:04d}"

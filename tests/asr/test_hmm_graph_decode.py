@@ -109,3 +109,30 @@ def test_state_bounds_even_split_and_short_phones():
     assert list(_state_bounds(10, 19, 3)) == [10, 13, 16, 19]
     assert list(_state_bounds(0, 2, 3)) == [0, 1, 2, 2]        # 2 frames, 3 states: the last gets none
     assert list(_state_bounds(5, 10, 5)) == [5, 6, 7, 8, 9, 10]
+
+
+def test_gmm_trained_on_alignments_realigns_them(lang):
+    """A GMM trained on known alignments of synthetic features (one mean per pdf) force-aligns the
+    same utterances back to (nearly) the same pdfs, and decodes them to their words."""
+    from nnetavg.asr.gmm import align_with_gmm, train_mono_gmm
+
+    aligner = PhoneTimeAligner(lang)
+    rng = np.random.default_rng(1)
+    means = rng.normal(0, 3.0, (aligner.num_pdfs, 4))
+    words = sorted(w for w in lang.lexicon)
+    feats, pdfs, texts = {}, {}, {}
+    window, shift = frame_geometry(RATE)
+    for u in range(40):
+        sent = [words[i] for i in rng.integers(0, len(words), 3)]
+        segs, dur = segments_for(lang, sent)
+        n = 1 + (int(dur * RATE / 1000) - window) // shift
+        p = aligner.to_pdfs(aligner.align(f"u{u}", segs, n, RATE))
+        feats[f"u{u}"] = (means[p] + rng.normal(0, 0.5, (n, 4))).astype(np.float32)
+        pdfs[f"u{u}"], texts[f"u{u}"] = p, sent
+    am = train_mono_gmm(lang, feats, pdfs, num_iters=4, total_gauss=2 * aligner.num_pdfs)
+    alis, failed = align_with_gmm(lang, am, feats, texts)
+    assert not failed and len(alis) == 40
+    agree = np.mean(np.concatenate([aligner.to_pdfs(alis[u]) == pdfs[u] for u in alis]))
+    assert agree > 0.9, agree
+    decoder = Decoder(make_word_loop_graph(lang), lang, DecodeOptions())
+    assert decoder.decode_gmm("u0", am, feats["u0"])[0] == texts["u0"]

@@ -30,13 +30,14 @@ minibatch_size=256
 hidden_layers=3
 hidden_dim=512
 gmm=true              # also train and decode the monophone GMM baseline
+targets=exact         # DNN targets: exact (the synthesiser's timings) | gmm (the GMM's forced alignment)
 data=data
 exp=exp               # everything of one configuration (egs, models, decodes) goes under here
 
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default] [--vocab digits|words]
   [--num-words N] [--snr MIN:MAX] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
   [--initial-learning-rate R] [--final-learning-rate R] [--minibatch-size N] [--hidden-layers N]
-  [--hidden-dim N] [--gmm true|false] [--data DIR] [--exp DIR]"
+  [--hidden-dim N] [--gmm true|false] [--targets exact|gmm] [--data DIR] [--exp DIR]"
 . ./cmd.sh
 . ./path.sh
 . steps/parse_options.sh
@@ -90,16 +91,23 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ $gmm = true ]; then
   log "Stage 5: GMM baseline: MFCC+deltas monophone GMM on the same alignments -> $exp/mono/decode_test/wer"
   if [ ! -f $exp/mono/decode_test/wer ]; then
     mkdir -p $exp/mono/log
-    $train_cmd $exp/mono/log/train_decode.log gmm_baseline.py $data/train $data/test $data/lang \
+    $train_cmd $exp/mono/log/train_decode.log gmm_baseline.py \
+      $([ $targets = gmm ] && echo --realign $exp/mono/ali) $data/train $data/test $data/lang \
       $data/graph/HCLG.fst ark:$data/ali/ali.ark $exp/mono/decode_test
     compute-wer $data/test/text $exp/mono/decode_test/hyp.txt > $exp/mono/decode_test/wer 2>$exp/mono/log/score.log
   fi
   log "GMM: $(head -1 $exp/mono/decode_test/wer)  $(tail -1 $exp/mono/decode_test/wer)"
 fi
 
+case $targets in
+  exact) pdf_ali=$data/ali/pdf.ark ;;
+  gmm)   pdf_ali=$exp/mono/ali/pdf.ark ;;
+  *) echo "$0: --targets must be exact or gmm" >&2; exit 1 ;;
+esac
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: egs: $data/train + $data/ali/pdf.ark ($num_pdfs pdfs) -> $exp/egs ($nj archives, CV by speaker)"
-  steps/make_egs.sh --cmd "$train_cmd" --nj $nj --num-pdfs $num_pdfs $data/train ark:$data/ali/pdf.ark $exp/egs
+  log "Stage 6: egs: $data/train + $pdf_ali ($num_pdfs pdfs) -> $exp/egs ($nj archives, CV by speaker)"
+  [ -f $pdf_ali ] || { echo "$0: no $pdf_ali (with --targets gmm, run stage 5 with --gmm true)" >&2; exit 1; }
+  steps/make_egs.sh --cmd "$train_cmd" --nj $nj --num-pdfs $num_pdfs $data/train ark:$pdf_ali $exp/egs
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then

@@ -1,4 +1,5 @@
-"""A monophone GMM baseline with kaldi-hmm-gmm, trained on given frame alignments.
+"""A monophone GMM baseline with kaldi-hmm-gmm, trained on given frame alignments, and forced
+alignment with it (Kaldi's gmm-align-compiled) to make a GMM system's targets for the DNN.
 
 Kaldi's ``train_mono.sh`` without the flat start: each pdf starts as one Gaussian with the mean
 and variance of its aligned frames; then ``num_iters`` passes of ML re-estimation, each followed
@@ -13,6 +14,7 @@ import logging
 
 import numpy as np
 
+from nnetavg.asr.graph import word_loop_lg_text
 from nnetavg.asr.lang import Lang, import_kaldi_hmm_gmm
 
 log = logging.getLogger(__name__)
@@ -55,3 +57,35 @@ def train_mono_gmm(lang: Lang, feats: dict[str, np.ndarray], pdf_ali: dict[str, 
             occs = np.array([acc.get_acc(i).occupancy.sum() for i in range(acc.num_accs)], np.float32)
             am.split_by_count(state_occs=occs, target_components=target, perturb_factor=0.01, power=0.2, min_count=20.0)
     return am
+
+
+def align_with_gmm(lang: Lang, am, feats: dict[str, np.ndarray], texts: dict[str, list[str]],
+                   beam: float = 10.0, retry_beam: float = 40.0, acoustic_scale: float = 0.1):
+    """Viterbi alignment (transition ids) of each utterance to its transcript, as Kaldi's
+    gmm-align-compiled: training graphs from L (optional silence between words, self-loop scale
+    0.1), beam ``beam`` retried with ``retry_beam``. Returns ({utt: tids}, failed utterances)."""
+    khg = import_kaldi_hmm_gmm()
+    import kaldifst
+
+    _, tree, tm = lang.hmm()
+    lex = kaldifst.compile(word_loop_lg_text(lang, grammar=False))
+    kaldifst.arcsort(lex, sort_type="olabel")
+    compiler = khg.TrainingGraphCompiler(trans_model=tm, ctx_dep=tree, lex_fst=lex, disambig_syms=[lang.word_end_id],
+                                         opts=khg.TrainingGraphCompilerOptions(self_loop_scale=0.1))
+    config = khg.AlignConfig(beam=beam, retry_beam=retry_beam, careful=False)
+    out, failed = {}, []
+    for utt, x in feats.items():
+        words = texts.get(utt)
+        if not words or any(w not in lang.words for w in words):
+            failed.append(utt)
+            continue
+        graph = compiler.compile_graph_from_text([lang.words[w] for w in words])
+        decodable = khg.DecodableAmDiagGmmScaled(am=am, tm=tm, feats=np.ascontiguousarray(x, np.float32),
+                                                 scale=acoustic_scale)
+        result = khg.align_utterance_wrapper(config, utt, acoustic_scale, graph, decodable, 0, 0, 0, 0.0, 0)
+        ali = result[5]
+        if result[0] != 1 or len(ali) != x.shape[0]:
+            failed.append(utt)
+            continue
+        out[utt] = np.asarray(ali, dtype=np.int32)
+    return out, failed

@@ -22,14 +22,16 @@ from nnetavg.asr.lang import SIL, Lang, import_kaldi_hmm_gmm
 from nnetavg.errors import NnetavgError
 
 
-def word_loop_lg_text(lang: Lang, silence_prob: float = 0.5) -> str:
-    word_cost = math.log(len(lang.lexicon))
+def word_loop_lg_text(lang: Lang, silence_prob: float = 0.5, grammar: bool = True) -> str:
+    """LG of the word loop as OpenFst text; ``grammar=False``: L alone (no word costs), the
+    lexicon FST a training-graph compiler takes."""
+    word_cost = math.log(len(lang.lexicon)) if grammar else 0.0
     sil_cost = -math.log(silence_prob)
     lines = [f"0 0 {lang.phones[SIL]} 0 {sil_cost:.6f}"]
     next_state = 1
     for word in sorted(lang.lexicon):
         prons = lang.lexicon[word]
-        pron_cost = word_cost + math.log(len(prons))
+        pron_cost = word_cost + (math.log(len(prons)) if grammar else 0.0)
         for pron in prons:
             src, olabel, cost = 0, lang.words[word], pron_cost
             for phone in pron:

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """GMM baseline: a monophone GMM (kaldi-hmm-gmm) on 13 MFCCs + deltas + delta-deltas with
 per-speaker mean normalisation, trained on the same exact alignments as the DNN, decoded with the
-same graph. Writes OUT_DIR/hyp.txt (score it with compute-wer).
+same graph. Writes OUT_DIR/hyp.txt (score it with compute-wer). With --realign DIR, also
+force-aligns the training data with the GMM (Kaldi's gmm-align-compiled) and writes DIR/ali.ark
+(transition ids) and DIR/pdf.ark, logging how many frames agree with the given alignments.
 
-Usage: gmm_baseline.py [--num-iters N] [--total-gauss N] DATA_TRAIN DATA_TEST LANG_DIR HCLG ALI_RSPECIFIER OUT_DIR
+Usage: gmm_baseline.py [--num-iters N] [--total-gauss N] [--realign DIR] DATA_TRAIN DATA_TEST LANG_DIR HCLG ALI_RSPECIFIER OUT_DIR
 """
 
 import argparse
@@ -14,9 +16,9 @@ import numpy as np
 
 from nnetavg.asr.decode import Decoder, DecodeOptions
 from nnetavg.asr.features import add_deltas, compute_features, read_wav, read_wav_scp
-from nnetavg.asr.gmm import train_mono_gmm
+from nnetavg.asr.gmm import align_with_gmm, train_mono_gmm
 from nnetavg.asr.lang import import_kaldi_hmm_gmm, load_lang
-from nnetavg.io.tables import INT_VECTOR, SequentialReader
+from nnetavg.io.tables import INT_VECTOR, SequentialReader, TableWriter
 from nnetavg.log import setup as setup_logging
 
 
@@ -38,6 +40,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num-iters", type=int, default=10)
     p.add_argument("--total-gauss", type=int, default=1000)
+    p.add_argument("--realign", default="", help="write GMM alignments of the training data here")
     for a in ("train", "test", "lang", "hclg", "ali", "out_dir"):
         p.add_argument(a)
     args = p.parse_args()
@@ -63,6 +66,26 @@ def main():
                 continue
             f.write(f"{utt} {' '.join(result[0])}\n")
     log.info("GMM: gauss=%d decoded=%d failed=%d", am.num_gauss, len(test) - failed, failed)
+    if args.realign:
+        texts = {line.split()[0]: line.split()[1:] for line in open(f"{args.train}/text")}
+        alis, bad = align_with_gmm(lang, am, train, texts)
+        os.makedirs(args.realign, exist_ok=True)
+        same_pdf = same_phone = frames = 0
+        tm = lang.transition_model
+        with TableWriter(f"ark:{args.realign}/ali.ark", INT_VECTOR) as wa, \
+                TableWriter(f"ark:{args.realign}/pdf.ark", INT_VECTOR) as wp:
+            for utt in sorted(alis):
+                ali = alis[utt]
+                wa.write(utt, ali)
+                wp.write(utt, tid_to_pdf[ali].astype(np.int32))
+                if utt in tid_ali:
+                    ref = tid_ali[utt]
+                    same_pdf += int((tid_to_pdf[ali] == tid_to_pdf[ref]).sum())
+                    same_phone += sum(tm.transition_id_to_phone(int(a)) == tm.transition_id_to_phone(int(b))
+                                      for a, b in zip(ali, ref))
+                    frames += len(ali)
+        log.info("GMM alignment of %s: aligned=%d failed=%d frames=%d pdf-agreement=%.4f phone-agreement=%.4f",
+                 args.train, len(alis), len(bad), frames, same_pdf / max(frames, 1), same_phone / max(frames, 1))
 
 
 if __name__ == "__main__":

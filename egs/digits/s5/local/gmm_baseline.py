@@ -45,7 +45,7 @@ def main():
         p.add_argument(a)
     args = p.parse_args()
     setup_logging("gmm_baseline.py")
-    log = logging.getLogger("gmm_baseline")
+    log = logging.getLogger("nnetavg.recipe")
     lang = load_lang(args.lang)
     train, test = mfcc_cmn(args.train), mfcc_cmn(args.test)
     tid_ali = dict(SequentialReader(args.ali, INT_VECTOR))

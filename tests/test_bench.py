@@ -1,0 +1,38 @@
+"""The benchmark scripts run (at toy sizes: the figures themselves live in bench/RESULTS.md, not in
+tests) and write the JSON the suite reads."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from tests.conftest import BIN_DIR, REPO, run_cmd
+
+BENCH = os.path.join(REPO, "bench")
+
+
+@pytest.mark.slow
+def test_bench_scripts_run_at_toy_size(tmp_path):
+    py = sys.executable
+    run_cmd([py, f"{BENCH}/train_step.py", "--dims", "40-2x64-10", "--minibatch", "64", "--steps", "1", "--no-torch",
+             "--out", f"{tmp_path}/ts.md", "--json", f"{tmp_path}/ts.json"])
+    ts = json.load(open(tmp_path / "ts.json"))
+    row = ts["rows"][0]
+    assert row["minibatch"] == 64 and row["sgd_fps"] > 0 and row["gemm_fps"] > 0 and row["gemm_fraction"] > 0
+    assert "| 64 |" in (tmp_path / "ts.md").read_text()
+    run_cmd([py, f"{BENCH}/data_pipeline.py", "--utts", "10", "--frames", "50", "--num-pdfs", "10", "--repeats", "1",
+             "--json", f"{tmp_path}/data.json"])
+    data = json.load(open(tmp_path / "data.json"))
+    assert data["frames"] == 10 * 50 // 256 * 256 and data["frames_per_sec"] > 0
+    run_cmd([py, f"{BENCH}/memory.py", "--dims", "40-2x64-10", "--minibatch", "64", "--optimizer", "ngsgd",
+             "--json", f"{tmp_path}/mem.json"])
+    mem = json.load(open(tmp_path / "mem.json"))
+    assert mem["param_mib"] > 0 and mem["peak_mib"] >= mem["baseline_mib"]
+    mpiexec = os.path.join(BIN_DIR, "mpiexec")
+    if os.path.exists(mpiexec):
+        run_cmd([mpiexec, "-n", "2", py, f"{BENCH}/mpi_mixing.py", "--dims", "40-2x64-10", "--minibatch", "64",
+                 "--repeats", "1", "--out", f"{tmp_path}/mpi.md", "--json", f"{tmp_path}/mpi.json"],
+                env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+        mix = json.load(open(tmp_path / "mpi.json"))
+        assert mix["ranks"] == 2 and 0 <= mix["mix_fraction"]["10"]["allreduce"] < 1

@@ -12,6 +12,7 @@ from nnetavg.backend import device_xp
 from nnetavg.bin._common import binary_option, dataclass_options, fail, use_gpu_option
 from nnetavg.data.utterances import DataStats
 from nnetavg.io.nnet1 import read_nnet, write_nnet
+from nnetavg.io.tables import count_rows
 from nnetavg.log import kv
 from nnetavg.train.checkpoint import (PREEMPTED_EXIT, Preempted, PreemptionFlag, load_checkpoint, restore,
                                       save_checkpoint)
@@ -50,6 +51,8 @@ def run_training(model_in: str, feats_rspecifier: str, ali_rspecifier: str, mode
     transform = read_nnet(feature_transform) if feature_transform else None
     optimizer = make_optimizer(nnet)
     trainer = Trainer(nnet, optimizer, opts)
+    if sys.stderr.isatty():  # the bar can show the time left: frames from the scp's matrix headers
+        trainer.expected_frames = count_rows(feats_rspecifier)
     data = DataStats()
     skip, should_stop = 0, None
     if checkpoint:

@@ -159,3 +159,21 @@ def test_single_objects(tmp_path):
     write_single(f"{tmp_path}/s", s, MATRIX, binary=True)
     np.testing.assert_array_equal(kaldiio.load_mat(f"{tmp_path}/s"), s)
     np.testing.assert_array_equal(np.array(kni.DoubleMatrix.read(f"{tmp_path}/s")), s)
+
+
+def test_count_rows_from_headers(tmp_path):
+    """Frames of an scp's matrices from their headers only: float, double, compressed; None where
+    the headers cannot tell (an archive)."""
+    import kaldiio
+
+    from nnetavg.io.tables import count_rows
+
+    rng = np.random.default_rng(0)
+    mats = {f"u{i}": rng.standard_normal((5 + 3 * i, 7)).astype(np.float32) for i in range(5)}
+    kaldiio.save_ark(str(tmp_path / "f.ark"), mats, scp=str(tmp_path / "f.scp"))
+    kaldiio.save_ark(str(tmp_path / "d.ark"), {k: v.astype(np.float64) for k, v in mats.items()}, scp=str(tmp_path / "d.scp"))
+    for cm in (1, 2, 3):
+        kaldiio.save_ark(str(tmp_path / f"c{cm}.ark"), mats, scp=str(tmp_path / f"c{cm}.scp"), compression_method=cm)
+    for name in ("f", "d", "c1", "c2", "c3"):
+        assert count_rows(f"scp:{tmp_path}/{name}.scp") == 55, name
+    assert count_rows(f"ark:{tmp_path}/f.ark") is None

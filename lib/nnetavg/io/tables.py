@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import struct
 import sys
 from typing import BinaryIO, Iterator
@@ -288,6 +289,39 @@ def _read_rx_object(rx: str, holder: str) -> np.ndarray:
     finally:
         if f is not sys.stdin.buffer:
             f.close()
+
+
+def count_rows(rspecifier: str) -> int | None:
+    """Total rows (frames) of the matrices an ``scp:`` rspecifier lists, from their binary headers
+    only (``FM``/``DM``/compressed ``CM*``), without reading the data; None when that is not
+    possible (an archive, a pipe, text matrices, a row range): callers use it for progress only."""
+    try:
+        spec = parse_rspecifier(rspecifier)
+    except NnetavgError:
+        return None
+    if spec.kind != "scp" or spec.filename.endswith("|") or spec.filename in ("-", ""):
+        return None
+    total = 0
+    try:
+        for _, rx in _read_scp(spec):
+            path, _, offset = rx.rpartition(":") if re.search(r":\d+$", rx) else (rx, "", "0")
+            if rx.endswith("|") or rx.endswith("]"):
+                return None
+            with open(path, "rb") as f:
+                f.seek(int(offset))
+                head = f.read(32)
+            if head[:2] != b"\0B":
+                return None
+            if head[2:5] in (b"FM ", b"DM "):         # \0B FM <4> rows <4> cols
+                total += struct.unpack("<i", head[6:10])[0]
+            elif head[2:4] == b"CM":                  # \0B CM[23] then min, range (floats), rows, cols
+                start = 5 if head[4:5] == b" " else 6
+                total += struct.unpack("<i", head[start + 8:start + 12])[0]
+            else:
+                return None
+    except (OSError, ValueError, struct.error, NnetavgError):
+        return None
+    return total
 
 
 class RandomAccessReader:

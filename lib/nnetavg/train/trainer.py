@@ -120,6 +120,7 @@ class Trainer:
         self.minibatch = 0
         self.frames_seen = 0
         self.resume_stats: tuple[int, float, int] | None = None
+        self.expected_frames: int | None = None  # frames of the pass, for the progress bar's time left
         self.last_lr = self.schedule.learning_rate(0, 0)
 
     def step(self, x_host: np.ndarray, t_host: np.ndarray) -> tuple[float, int]:
@@ -161,7 +162,7 @@ class Trainer:
         if skip_minibatches and self.resume_stats is not None:
             total.frames, total.loss_sum, total.correct = self.resume_stats
         start = last_report = time.perf_counter()
-        bar = Progress("frames", period=float("inf"))  # a bar on a terminal; the log gets the lines below
+        bar = Progress("frames", total=self.expected_frames, period=float("inf"))  # a bar on a terminal only
         done = 0  # minibatches of this pass, skipped ones included
 
         def run(final: bool) -> None:

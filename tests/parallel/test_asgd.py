@@ -144,7 +144,7 @@ def test_preempted_server_resumes_every_minibatch_applied_once(tmp_path):
     assert applied == total, "every minibatch of every worker applied exactly once across the two runs"
     assert not (tmp_path / "ck.signal.npz").exists()
 
-    rc, text, args, env = interrupted(signal.SIGKILL, "kill", 20)
+    rc, text, args, env = interrupted(signal.SIGKILL, "kill", 5)
     assert rc != 0 and rc != 75, text
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 0, again.stderr

@@ -14,22 +14,12 @@ Kaldi model file itself never holds it).
 """
 
 import click
-import numpy as np
 
 from nnetavg.bin._common import dataclass_options, kaldi_command, pick
 from nnetavg.bin._train import run_training, trainer_arguments
-from nnetavg.errors import NnetavgError
-from nnetavg.fileutil import atomic_output
+from nnetavg.train.checkpoint import load_checkpoint, write_npz
 from nnetavg.train.optim import NGSGD, NGSGDOptions, SGDOptions
 from nnetavg.train.trainer import TrainOptions
-
-
-def load_state(path: str) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise NnetavgError(f"cannot read natural-gradient state {path}: {exc}") from None
 
 
 @kaldi_command(help=__doc__)
@@ -44,13 +34,12 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
     def make(nnet):
         opt = NGSGD(nnet, sgd_opts, ng_opts)
         if ng_state_in:
-            opt.load_state(load_state(ng_state_in))
+            opt.load_state(load_checkpoint(ng_state_in, "natural-gradient state"))
         return opt
 
     def save(opt):
         if ng_state_out:
-            with atomic_output(ng_state_out) as f:
-                np.savez(f, **opt.state())
+            write_npz(ng_state_out, opt.state())
 
     run_training(model_in, feats_rspecifier, ali_rspecifier, model_out, feature_transform, binary, opts, make, save,
                  checkpoint=checkpoint, preempt_signals=preempt_signals)

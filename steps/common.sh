@@ -33,9 +33,13 @@ run_mpi() {
   done
 }
 
-# start_exp_dir EGS DIR: makes DIR/log and copies the egs' feature transform and pdf counts into
-# DIR, so DIR holds everything decoding needs next to its final.nnet.
+# start_exp_dir EGS DIR: checks that EGS has all that make_egs.sh writes, sets nj (its number of
+# archives), makes DIR/log and copies the egs' feature transform and pdf counts into DIR, so DIR
+# holds everything decoding needs next to its final.nnet.
 start_exp_dir() {
+  require_files "$1/info/num_archives" "$1/final.feature_transform" "$1/ali_train_pdf.counts" \
+    "$1/cv/feats.scp" "$1/cv/ali.ark"
+  nj=$(cat "$1/info/num_archives")
   mkdir -p "$2/log"
   cp "$1/final.feature_transform" "$1/ali_train_pdf.counts" "$2/"
 }

@@ -44,10 +44,8 @@ Options: --mpi-cmd, --num-epochs, --lr-schedule, --initial-learning-rate, --fina
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3
 
-require_files "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" \
-  "$egs/cv/feats.scp" "$egs/cv/ali.ark" "$init"
-nj=$(cat "$egs/info/num_archives")
-start_exp_dir "$egs" "$dir"
+require_files "$init"
+start_exp_dir "$egs" "$dir"   # checks the egs, sets nj
 
 if [ -f "$dir/final.nnet" ]; then
   echo "$0: $dir/final.nnet exists, not retraining"

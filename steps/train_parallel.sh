@@ -49,8 +49,7 @@ Options: --cmd, --num-iters, --lr-schedule, --newbob-opts, --initial-learning-ra
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3
 
-require_files "$egs/info/num_archives" "$egs/final.feature_transform" "$egs/ali_train_pdf.counts" \
-  "$egs/cv/feats.scp" "$egs/cv/ali.ark" "$init"
+require_files "$init"
 case $optimizer in
   sgd) trainer=nnet-train-simple ;;
   ngsgd) trainer=nnet-train-ngsgd ;;
@@ -59,8 +58,7 @@ esac
 case $ng_state in reset|keep) ;; *) echo "$0: --ng-state must be reset or keep" >&2; exit 1 ;; esac
 case $lr_schedule in exponential|newbob) ;; *) echo "$0: --lr-schedule must be exponential or newbob" >&2; exit 1 ;; esac
 
-nj=$(cat "$egs/info/num_archives")
-start_exp_dir "$egs" "$dir"
+start_exp_dir "$egs" "$dir"   # checks the egs, sets nj
 [ -f "$dir/0.nnet" ] || nnet-copy "$init" "$dir/0.nnet"
 transform=$dir/final.feature_transform
 

@@ -106,85 +106,88 @@ def _lines(path: str) -> list[str]:
         raise NnetavgError(f"cannot read log {path}: {exc.strerror}") from None
 
 
-def _last_figures(path: str, marker: str) -> dict[str, float]:
-    found = {}
-    for line in _lines(path):
-        if marker in line:
-            found = parse_line(line)
-    return found
+class _Log:
+    """One launcher log (run.pl / slurm.pl format), read once."""
 
+    def __init__(self, path: str):
+        self.lines = _lines(path)
 
-def _elapsed(path: str) -> float:
-    """Seconds the job took: run.pl's/slurm.pl's ``elapsed-seconds`` (else Kaldi's whole seconds)."""
-    lines = _lines(path)
-    for line in reversed(lines):
-        if line.startswith("# elapsed-seconds="):
-            return float(line.split("=", 1)[1])
-    for line in reversed(lines):
-        m = re.match(r"# Accounting: time=(\d+)", line)
-        if m:
-            return float(m.group(1))
-    return 0.0
+    def last_figures(self, marker: str) -> dict[str, float]:
+        for line in reversed(self.lines):
+            if marker in line:
+                return parse_line(line)
+        return {}
 
+    def elapsed(self) -> float:
+        """Seconds the job took: ``elapsed-seconds`` (ours), else Kaldi's whole seconds."""
+        for line in reversed(self.lines):
+            if line.startswith("# elapsed-seconds="):
+                return float(line.split("=", 1)[1])
+        for line in reversed(self.lines):
+            m = re.match(r"# Accounting: time=(\d+)", line)
+            if m:
+                return float(m.group(1))
+        return 0.0
 
-def _started(path: str) -> float | None:
-    """When the job started: ``started-unix`` (ours), else Kaldi's ``# Started at`` (whole seconds)."""
-    head = _lines(path)[:6]
-    for line in head:
-        if line.startswith("# started-unix="):
-            return float(line.split("=", 1)[1])
-    for line in head:
-        m = re.match(r"# Started at (\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})", line)
-        if m:
-            try:
-                return time.mktime(time.strptime(m.group(1), "%a %b %d %H:%M:%S %Y"))
-            except ValueError:
-                return None
-    return None
-
-
-def _cv(path: str) -> tuple[float, float] | None:
-    f = _last_figures(path, "frame-accuracy=")
-    if "cross-entropy" not in f:
+    def started(self) -> float | None:
+        """When the job started: ``started-unix`` (ours), else Kaldi's ``# Started at`` (whole seconds)."""
+        head = self.lines[:6]
+        for line in head:
+            if line.startswith("# started-unix="):
+                return float(line.split("=", 1)[1])
+        for line in head:
+            m = re.match(r"# Started at (\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})", line)
+            if m:
+                try:
+                    return time.mktime(time.strptime(m.group(1), "%a %b %d %H:%M:%S %Y"))
+                except ValueError:
+                    return None
         return None
-    return f["cross-entropy"], f["frame-accuracy"]
+
+    def cv(self) -> tuple[float, float] | None:
+        f = self.last_figures("frame-accuracy=")
+        if "cross-entropy" not in f:
+            return None
+        return f["cross-entropy"], f["frame-accuracy"]
 
 
 def _read_files_layout(name: str, path: str) -> Experiment:
     logdir = os.path.join(path, "log")
     iters = sorted({int(m.group(1)) for f in glob.glob(os.path.join(logdir, "train.*.*.log"))
                     if (m := re.search(r"train\.(\d+)\.\d+\.log$", f))})
-    initial = _cv(os.path.join(logdir, "compute_prob_cv.0.log")) if os.path.exists(os.path.join(logdir, "compute_prob_cv.0.log")) else None
+    cv0 = os.path.join(logdir, "compute_prob_cv.0.log")
+    initial = _Log(cv0).cv() if os.path.exists(cv0) else None
     out, seen, num_jobs = [], 0, 0
     for i in iters:
         cv_log = os.path.join(logdir, f"compute_prob_cv.{i + 1}.log")
         job_logs = sorted(glob.glob(os.path.join(logdir, f"train.{i}.*.log")),
                           key=lambda p: int(p.rsplit(".", 2)[1]))
-        jobs, lr = [], float("nan")
-        for jl in job_logs:
-            f = _last_figures(jl, " done ")
+        jobs, starts, lr = [], [], float("nan")
+        for jl in map(_Log, job_logs):
+            f = jl.last_figures(" done ")
             if "frames" not in f:
                 break  # a job of an unfinished iteration
             lr = f.get("learn-rate", lr)
             jobs.append(JobFigures(int(f["frames"]), f["cross-entropy"], f["frame-accuracy"],
-                                   f["frames"] / max(f.get("frames-per-sec", 0.0), 1e-9), _elapsed(jl)))
-        cv = _cv(cv_log) if os.path.exists(cv_log) else None
+                                   f["frames"] / max(f.get("frames-per-sec", 0.0), 1e-9), jl.elapsed()))
+            starts.append(jl.started())
+        cv_log = _Log(cv_log) if os.path.exists(cv_log) else None
+        cv = cv_log.cv() if cv_log else None
         if not jobs or len(jobs) < len(job_logs) or cv is None:
             break
         num_jobs = max(num_jobs, len(jobs))
         seen += sum(j.frames for j in jobs)
         avg_log = os.path.join(logdir, f"average.{i}.log")
-        mix = _elapsed(avg_log) if os.path.exists(avg_log) else 0.0
+        mix = _Log(avg_log).elapsed() if os.path.exists(avg_log) else 0.0
         # The jobs' phase of the iteration: from the first start to the last end when the logs say
         # when they started (jobs may queue: more jobs than slots), else the slowest job.
-        starts = [_started(jl) for jl in job_logs]
         if all(t is not None for t in starts):
             span = max(t + j.wall_seconds for t, j in zip(starts, jobs)) - min(starts)
         else:
             span = max(j.wall_seconds for j in jobs)
         busy = sum(j.compute_seconds for j in jobs) / max(sum(j.wall_seconds for j in jobs), 1e-9)
         compute = span * min(1.0, busy)
-        out.append(Iteration(i + 1, seen, lr, cv[0], cv[1], jobs, compute, mix, span - compute + _elapsed(cv_log)))
+        out.append(Iteration(i + 1, seen, lr, cv[0], cv[1], jobs, compute, mix, span - compute + cv_log.elapsed()))
     first = sorted(glob.glob(os.path.join(logdir, "train.0.*.log")))
     trainer = _lines(first[0])[0].lstrip("# ").split(" ", 1)[0] if first else ""
     return Experiment(name, path, "files", num_jobs, initial, out, trainer)

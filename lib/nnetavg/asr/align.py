@@ -61,12 +61,13 @@ class PhoneTimeAligner:
         # (phone, hmm_state) -> (self-loop tid, forward tid); transition index 0 is the self-loop
         # in our topology (see lang.topology_text).
         self.tids: dict[tuple[int, int], tuple[int, int]] = {}
+        self.num_states: dict[int, int] = {}
         first = tm.state2id
         for state, tup in enumerate(tm.tuples, start=1):
             m = _TUPLE.search(str(tup))
             phone, hmm_state = int(m.group(1)), int(m.group(2))
             self.tids[(phone, hmm_state)] = (first[state], first[state] + 1)
-        self.num_states = {p: 1 + max(s for (q, s) in self.tids if q == p) for (p, _) in self.tids}
+            self.num_states[phone] = max(self.num_states.get(phone, 0), hmm_state + 1)
 
     def align(self, utt: str, segments, num_frames: int, sample_rate: float) -> np.ndarray:
         window, shift = frame_geometry(sample_rate)

@@ -304,9 +304,9 @@ def count_rows(rspecifier: str) -> int | None:
     total = 0
     try:
         for _, rx in _read_scp(spec):
-            path, _, offset = rx.rpartition(":") if re.search(r":\d+$", rx) else (rx, "", "0")
-            if rx.endswith("|") or rx.endswith("]"):
+            if rx.endswith("|") or rx.endswith("]"):  # a pipe or a row range: the header does not tell
                 return None
+            path, _, offset = rx.rpartition(":") if re.search(r":\d+$", rx) else (rx, "", "0")
             with open(path, "rb") as f:
                 f.seek(int(offset))
                 head = f.read(32)

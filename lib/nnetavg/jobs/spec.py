@@ -116,7 +116,8 @@ def run_with_retries(spec: JobSpec, run_batch: Callable[[list[int]], dict[int, i
                 pending.append(task)
             elif rc != PREEMPTED_EXIT and tries[task] < retries:
                 tries[task] += 1
-                os.replace(log, f"{log}.try{tries[task]}") if os.path.exists(log) else None
+                if os.path.exists(log):
+                    os.replace(log, f"{log}.try{tries[task]}")
                 print(f"{prog}: {what}failed with status {rc}; retry {tries[task]}/{retries} "
                       f"(failed log kept as {log}.try{tries[task]})", flush=True)
                 pending.append(task)

@@ -32,7 +32,7 @@ from nnetavg.log import kv
 from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator, PeriodicMixer
 from nnetavg.fileutil import atomic_output
-from nnetavg.train.checkpoint import Preempted, load_checkpoint, optimizer_state, restore
+from nnetavg.train.checkpoint import Preempted, checkpoint_arrays, load_checkpoint, restore_position, write_npz
 from nnetavg.train.schedules import NewbobSchedule, exponential_rate
 from nnetavg.train.trainer import Trainer, TrainOptions, evaluate
 
@@ -95,8 +95,7 @@ class MPICheckpoints:
     def save(self, epochs: int, mid_epoch: bool, arrays: dict, state: dict) -> None:
         rank = self.comm.rank
         tag = f"e{epochs}m{self.comm.mixes}" if mid_epoch else f"e{epochs}"
-        with atomic_output(os.path.join(self.dir, f"{tag}.{rank}.npz")) as f:
-            np.savez(f, **arrays)
+        write_npz(os.path.join(self.dir, f"{tag}.{rank}.npz"), arrays)
         self.comm.barrier()
         if rank == 0:
             with atomic_output(os.path.join(self.dir, "state.json")) as f:
@@ -150,14 +149,9 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
     def checkpoint(epochs: int, minibatches: int = 0, trainer=None, pass_stats=None) -> None:
         if ckpts is None:
             return
-        arrays = {"params": to_numpy(nnet.params), "mixes": np.array(comm.mixes), **optimizer_state(optimizer)}
+        arrays = {**checkpoint_arrays(nnet, optimizer, trainer, pass_stats, minibatches), "mixes": np.array(comm.mixes)}
         if best is not None:
             arrays["best"] = to_numpy(best)
-        if trainer is not None:
-            arrays.update({"trainer.minibatch": np.array(trainer.minibatch),
-                           "trainer.frames_seen": np.array(trainer.frames_seen),
-                           "pass.minibatches": np.array(minibatches), "pass.frames": np.array(pass_stats.frames),
-                           "pass.loss_sum": np.array(pass_stats.loss_sum), "pass.correct": np.array(pass_stats.correct)})
         ckpts.save(epochs, trainer is not None, arrays, {"reports": [dataclasses.asdict(r) for r in reports],
                                                  "newbob": newbob.state if newbob is not None else None})
 
@@ -176,7 +170,7 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
         trainer = Trainer(nnet, optimizer, epoch_opts, after_minibatch=mixer)  # --lr-schedule within the epoch
         epoch_skip = 0
         if epoch == start_epoch and skip:
-            epoch_skip = restore(trainer, ck, checkpoint_dir)
+            epoch_skip = restore_position(trainer, ck)  # parameters and optimizer: loaded above
         data = DataStats()
         try:
             stats = trainer.train_pass(feats, ali, transform, data, epoch_skip, should_stop=lambda: mixer.stop_agreed)

@@ -41,7 +41,7 @@ from nnetavg.log import kv
 from nnetavg.nnet.components import AffineTransform, Component
 from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator
-from nnetavg.train.checkpoint import Preempted
+from nnetavg.train.checkpoint import Preempted, load_checkpoint, write_npz
 from nnetavg.train.iterate_averaging import IterateAverager
 from nnetavg.train.trainer import Trainer, TrainOptions
 
@@ -58,13 +58,10 @@ class ServerCheckpoint:
     stop_requested: object = None                    # callable: a preemption signal arrived
 
     def load(self):
-        from nnetavg.train.checkpoint import load_checkpoint  # noqa: PLC0415
         return load_checkpoint(self.path) if os.path.exists(self.path) else None
 
     def save(self, arrays: dict) -> None:
-        from nnetavg.fileutil import atomic_output  # noqa: PLC0415
-        with atomic_output(self.path) as f:
-            np.savez(f, **arrays)
+        write_npz(self.path, arrays)
 
 
 def start_positions(comm: Communicator, ckpt: ServerCheckpoint | None) -> np.ndarray:
@@ -282,8 +279,6 @@ def run_worker(comm: Communicator, nnet: Network, feats: str, ali: str, transfor
         return loss, correct
 
     trainer.step = step
-    if skip_minibatches:
-        trainer.resume_stats = (0, 0.0, 0)
     trainer.train_pass(feats, ali, transform, skip_minibatches=skip_minibatches)
     comm.comm.Send(np.array([count], np.int64), dest=0, tag=TAG_DONE)
     return count

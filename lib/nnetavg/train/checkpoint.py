@@ -65,47 +65,64 @@ class PreemptionFlag:
 
 def optimizer_state(optimizer) -> dict[str, np.ndarray]:
     state = optimizer.state() if hasattr(optimizer, "state") else {}
-    return {f"opt.{k}": to_numpy(v) if not isinstance(v, np.ndarray) else v for k, v in state.items()}
+    return {f"opt.{k}": to_numpy(v) for k, v in state.items()}
 
 
-def save_checkpoint(path: str, trainer, pass_stats, minibatches_in_pass: int, extra: dict | None = None) -> None:
-    arrays = {
-        "params": to_numpy(trainer.nnet.params),
-        "trainer.minibatch": np.array(trainer.minibatch),
-        "trainer.frames_seen": np.array(trainer.frames_seen),
-        "pass.minibatches": np.array(minibatches_in_pass),
-        "pass.frames": np.array(pass_stats.frames),
-        "pass.loss_sum": np.array(pass_stats.loss_sum),
-        "pass.correct": np.array(pass_stats.correct),
-        **optimizer_state(trainer.optimizer),
-    }
-    for k, v in (extra or {}).items():
-        arrays[f"extra.{k}"] = np.asarray(v)
+def write_npz(path: str, arrays: dict) -> None:
+    """``arrays`` as an .npz file, written atomically (temporary file + rename)."""
     with atomic_output(path) as f:
         np.savez(f, **arrays)
 
 
-def load_checkpoint(path: str) -> dict[str, np.ndarray]:
+def load_checkpoint(path: str, what: str = "checkpoint") -> dict[str, np.ndarray]:
+    """An .npz file (a checkpoint, or a state like the Fisher estimates) as a dict of arrays."""
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError) as exc:
-        raise NnetavgError(f"cannot read checkpoint {path}: {exc}") from None
+        raise NnetavgError(f"cannot read {what} {path}: {exc}") from None
+
+
+def checkpoint_arrays(nnet, optimizer, trainer=None, pass_stats=None, minibatches_in_pass: int = 0) -> dict:
+    """Parameters and optimizer state; with ``trainer``, also its counters and the position and
+    objective sums of the pass in progress."""
+    arrays = {"params": to_numpy(nnet.params), **optimizer_state(optimizer)}
+    if trainer is not None:
+        arrays.update({
+            "trainer.minibatch": np.array(trainer.minibatch),
+            "trainer.frames_seen": np.array(trainer.frames_seen),
+            "pass.minibatches": np.array(minibatches_in_pass),
+            "pass.frames": np.array(pass_stats.frames),
+            "pass.loss_sum": np.array(pass_stats.loss_sum),
+            "pass.correct": np.array(pass_stats.correct),
+        })
+    return arrays
+
+
+def save_checkpoint(path: str, trainer, pass_stats, minibatches_in_pass: int) -> None:
+    write_npz(path, checkpoint_arrays(trainer.nnet, trainer.optimizer, trainer, pass_stats, minibatches_in_pass))
+
+
+def restore_position(trainer, ckpt: dict) -> int:
+    """The trainer's counters and the pass's objective sums from the checkpoint; returns the
+    minibatches of the pass to skip."""
+    trainer.minibatch = int(ckpt["trainer.minibatch"])
+    trainer.frames_seen = int(ckpt["trainer.frames_seen"])
+    trainer.resume_stats = (int(ckpt["pass.frames"]), float(ckpt["pass.loss_sum"]), int(ckpt["pass.correct"]))
+    return int(ckpt["pass.minibatches"])
 
 
 def restore(trainer, ckpt: dict, path: str = "checkpoint") -> int:
-    """Puts the checkpoint's state into ``trainer``; returns the minibatches of the pass to skip."""
+    """Puts the whole checkpoint (parameters, optimizer state, position) into ``trainer``; returns
+    the minibatches of the pass to skip."""
     params = ckpt["params"]
     if params.shape != tuple(trainer.nnet.params.shape):
         raise NnetavgError(f"{path}: has {params.size} parameters, the model has {trainer.nnet.params.size}")
     trainer.nnet.params[...] = trainer.nnet.xp.asarray(params)
-    trainer.minibatch = int(ckpt["trainer.minibatch"])
-    trainer.frames_seen = int(ckpt["trainer.frames_seen"])
     opt = {k[4:]: v for k, v in ckpt.items() if k.startswith("opt.")}
     if opt:
         trainer.optimizer.load_state(opt)
-    trainer.resume_stats = (int(ckpt["pass.frames"]), float(ckpt["pass.loss_sum"]), int(ckpt["pass.correct"]))
-    return int(ckpt["pass.minibatches"])
+    return restore_position(trainer, ckpt)
 
 
 def remove(path: str) -> None:

@@ -72,6 +72,7 @@ def main():
         os.makedirs(args.realign, exist_ok=True)
         same_pdf = same_phone = frames = 0
         tm = lang.transition_model
+        tid_to_phone = np.array([0] + [tm.transition_id_to_phone(t) for t in range(1, tm.num_transition_ids + 1)])
         with TableWriter(f"ark:{args.realign}/ali.ark", INT_VECTOR) as wa, \
                 TableWriter(f"ark:{args.realign}/pdf.ark", INT_VECTOR) as wp:
             for utt in sorted(alis):
@@ -81,8 +82,7 @@ def main():
                 if utt in tid_ali:
                     ref = tid_ali[utt]
                     same_pdf += int((tid_to_pdf[ali] == tid_to_pdf[ref]).sum())
-                    same_phone += sum(tm.transition_id_to_phone(int(a)) == tm.transition_id_to_phone(int(b))
-                                      for a, b in zip(ali, ref))
+                    same_phone += int((tid_to_phone[ali] == tid_to_phone[ref]).sum())
                     frames += len(ali)
         log.info("GMM alignment of %s: aligned=%d failed=%d frames=%d pdf-agreement=%.4f phone-agreement=%.4f",
                  args.train, len(alis), len(bad), frames, same_pdf / max(frames, 1), same_phone / max(frames, 1))

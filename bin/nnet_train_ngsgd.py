@@ -39,7 +39,7 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
 
     def save(opt):
         if ng_state_out:
-            write_npz(ng_state_out, opt.state())
+            write_npz(ng_state_out, opt.fisher_state())
 
     run_training(model_in, feats_rspecifier, ali_rspecifier, model_out, feature_transform, binary, opts, make, save,
                  checkpoint=checkpoint, preempt_signals=preempt_signals)

@@ -202,7 +202,12 @@ class NGSGD(SGD):
 
     # -- Fisher state across iterations (--ng-state keep)
     def state(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = super().state()
+        """Momentum and Fisher estimates: what a checkpoint holds."""
+        return {**super().state(), **self.fisher_state()}
+
+    def fisher_state(self) -> dict[str, np.ndarray]:
+        """The Fisher estimates alone: what --ng-state keep carries from one iteration to the next."""
+        out: dict[str, np.ndarray] = {}
         for i, sides in self.pre.items():
             for side, p in zip(("in", "out"), sides):
                 for k, v in p.state().items():

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Data-parallel training over MPI: one rank per training archive, the ranks' models mixed every K
-# minibatches (all-reduce, butterfly or ring), an exact average and a CV evaluation after every
+# minibatches (all-reduce, butterfly, ring, or all-reduce with block momentum: BMUF), an exact average and a CV evaluation after every
 # epoch, exponential learning-rate decay over the epochs (x number of ranks unless told otherwise).
 #
 # The launcher comes from --mpi-cmd (cmd.sh sets mpi_cmd): "mpiexec" (the MPICH wheel installed
@@ -20,8 +20,11 @@ num_epochs=8                 # epochs (newbob: at most)
 lr_schedule=exponential      # between epochs: exponential | newbob
 initial_learning_rate=0.008  # effective (per-frame) rate of the first epoch
 final_learning_rate=0.0008   # effective rate of the last epoch
-scale_lr_by_jobs=true        # rank learning rate = effective rate x number of ranks
-mixing=allreduce             # allreduce | butterfly | ring
+scale_lr_by_jobs=auto        # rank learning rate = effective rate x number of ranks: true | false |
+                             # auto (true, but false with bmuf, whose block momentum supplies the factor)
+mixing=allreduce             # allreduce | butterfly | ring | bmuf (all-reduce + block momentum)
+block_momentum=0             # bmuf: block momentum eta (0: 1 - 1/ranks)
+block_learning_rate=1.0      # bmuf: block learning rate zeta
 average_every=10             # mix every K minibatches
 minibatch_size=256
 randomizer_size=32768
@@ -36,7 +39,7 @@ threads_per_rank=1           # BLAS threads of each rank
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --mixing butterfly --average-every 10 egs exp/mpi/0.nnet exp/mpi
 Options: --mpi-cmd, --num-epochs, --lr-schedule, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
-  --mixing, --average-every, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
+  --mixing, --block-momentum, --block-learning-rate, --average-every, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
   --train-opts, --threads-per-rank"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
@@ -54,7 +57,8 @@ else
   # shellcheck disable=SC2086
   run_mpi "$dir/log/train_mpi.log" "$nj" "$threads_per_rank" \
     nnet-train-mpi --world-size="$nj" --use-gpu="$use_gpu" --optimizer="$optimizer" \
-    --mixing="$mixing" --average-every="$average_every" --num-epochs="$num_epochs" --epoch-schedule="$lr_schedule" \
+    --mixing="$mixing" --block-momentum="$block_momentum" --block-learning-rate="$block_learning_rate" \
+    --average-every="$average_every" --num-epochs="$num_epochs" --epoch-schedule="$lr_schedule" \
     --learn-rate="$initial_learning_rate" --final-learn-rate="$final_learning_rate" \
     --scale-lr-by-world-size="$scale_lr_by_jobs" --minibatch-size="$minibatch_size" \
     --randomizer-size="$randomizer_size" --randomizer-seed="$seed" $train_opts \

@@ -31,6 +31,13 @@ def test_mixing_patterns_match_closed_forms(n):
     assert sorted(re.findall(r"rank (\d+) of \d+: mixing OK", p.stdout)) == [str(i) for i in range(n)]
 
 
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_block_momentum_matches_closed_form(n):
+    import sys
+    p = mpi(n, [sys.executable, os.path.join(HERE, "mpi_programs", "bmuf_check.py")])
+    assert sorted(re.findall(r"rank (\d+) of \d+: bmuf OK", p.stdout)) == [str(i) for i in range(n)]
+
+
 @pytest.fixture(scope="module")
 def four_archives(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mpi")
@@ -61,6 +68,24 @@ def test_four_rank_training_converges_and_ranks_agree(four_archives, mixing, opt
     assert float(epochs[0][1]) > 0.8
     assert "rank 3 of 4 reads scp:" in p.stderr and "/a4/feats.scp" in p.stderr
     assert np.isclose(read_nnet(str(out)).params.astype(np.float64).sum(), float(epochs[0][2]), rtol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nesterov", ["true", "false"])
+def test_bmuf_training_converges_at_the_single_job_rate(four_archives, nesterov):
+    """BMUF over 4 ranks: the ranks keep the single-job rate (auto: not x 4), report the filter,
+    agree on the parameters after every epoch, and train as well as all-reduce at rate x 4."""
+    tmp = four_archives
+    out = tmp / f"bmuf.{nesterov}.nnet"
+    p = mpi(4, train_args(tmp, out, "--world-size=4", "--mixing=bmuf", f"--nesterov={nesterov}"))
+    assert "block momentum: eta=0.75 zeta=1 " + ("Nesterov" if nesterov == "true" else "classical") in p.stderr
+    epochs = re.findall(r"rank (\d)/4 .*epoch 3/3 learn-rate=(\S+) .*cv-frame-accuracy=([0-9.]+).*params-sum=(\S+)",
+                        p.stderr)
+    assert sorted(r for r, _, _, _ in epochs) == ["0", "1", "2", "3"], p.stderr
+    assert {lr for _, lr, _, _ in epochs} == {"0.002"}  # the final rate, not x 4
+    assert len({s for _, _, _, s in epochs}) == 1
+    assert float(epochs[0][2]) > 0.8
+    assert np.isclose(read_nnet(str(out)).params.astype(np.float64).sum(), float(epochs[0][3]), rtol=1e-6)
 
 
 def test_world_size_mismatch_and_butterfly_on_three(four_archives):

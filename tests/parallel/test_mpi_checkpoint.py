@@ -61,7 +61,7 @@ def start_and_interrupt(args, wait_for, action):
     return proc.wait(timeout=120), "".join(lines)
 
 
-@pytest.mark.parametrize("mixing", ["butterfly", "ring"])
+@pytest.mark.parametrize("mixing", ["butterfly", "ring", "bmuf"])
 def test_signal_to_one_rank_stops_all_and_resumes_bitwise(setup, mixing):
     d = setup
     ref = f"{d}/ref.{mixing}.nnet"

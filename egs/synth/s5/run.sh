@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 stage=0
 stop_stage=100
-preset=default        # tiny | default | large (size of the synthetic corpus)
+preset=default        # tiny | default | large | big (size of the synthetic corpus; big: ~3.3M frames, 300 pdfs)
 nj=4                  # parallel training jobs (= training archives)
 num_iters=8           # iterations of parallel training (one pass per job over its archive each)
 hidden_layers=3
@@ -22,7 +22,7 @@ initial_learning_rate=0.008
 final_learning_rate=0.0008
 minibatch_size=256
 parallel=files        # files: average model files between iterations; mpi: mix over MPI
-mixing=allreduce      # with --parallel mpi: allreduce | butterfly | ring
+mixing=allreduce      # with --parallel mpi: allreduce | butterfly | ring | bmuf
 average_every=10      # with --parallel mpi: mix every K minibatches
 optimizer=sgd         # sgd | ngsgd
 ng_state=keep         # ngsgd: reset | keep the Fisher estimates across iterations (see RESULTS.md)
@@ -32,9 +32,9 @@ data=data
 egs=egs
 exp=exp
 
-help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large] [--nj N] [--num-iters N]
+help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large|big] [--nj N] [--num-iters N]
   [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--optimizer sgd|ngsgd]
-  [--ng-state reset|keep] [--lr-schedule exponential|newbob] [--pretrain true|false] [--parallel files|mpi] [--mixing allreduce|butterfly|ring] [--average-every K]
+  [--ng-state reset|keep] [--lr-schedule exponential|newbob] [--pretrain true|false] [--parallel files|mpi] [--mixing allreduce|butterfly|ring|bmuf] [--average-every K]
   [--linear-baseline true|false] [--data DIR --egs DIR --exp DIR]"
 . ./cmd.sh
 . ./path.sh

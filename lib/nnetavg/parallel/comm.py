@@ -15,6 +15,9 @@ Mixing patterns, for N ranks with parameter vectors x_i (round t counts mixes, f
   ``x_i <- (x_i + x_{i-1}) / 2``. One message of S bytes per rank and round; consensus is slow
   (O(N^2) rounds, literature.md section 3.2) but each round is as cheap as a butterfly round. With
   N = 2 it is the pair average.
+* **bmuf** (block momentum, Chen & Huo 2016): an all-reduce, then the block-momentum filter of
+  :mod:`nnetavg.parallel.bmuf` on the average (applied by :class:`PeriodicMixer`, which holds the
+  filter's state).
 
 CuPy buffers are staged through a host buffer unless ``cuda_aware`` is set (then mpi4py hands
 device pointers to a CUDA-aware MPI directly).
@@ -34,10 +37,11 @@ import numpy as np
 
 from nnetavg.backend import get_array_module, to_numpy
 from nnetavg.errors import NnetavgError
+from nnetavg.parallel.bmuf import BlockMomentum, default_block_momentum
 
 log = logging.getLogger(__name__)
 
-MIXING_CHOICES = ("allreduce", "butterfly", "ring")
+MIXING_CHOICES = ("allreduce", "butterfly", "ring", "bmuf")
 
 
 class Communicator:
@@ -160,22 +164,62 @@ class PeriodicMixer:
     mixes (:meth:`drain`) until every rank has ended, so no collective is left unmatched.
     """
 
-    def __init__(self, comm: Communicator, method: str, every: int, stop_requested=None):
+    def __init__(self, comm: Communicator, method: str, every: int, stop_requested=None,
+                 block_momentum: float = 0.0, block_learning_rate: float = 1.0, nesterov: bool = True):
         comm.check_mixing(method)
         if every < 1:
             raise NnetavgError(f"--average-every must be at least 1, not {every}")
         self.comm, self.method, self.every = comm, method, every
+        self._collective = "allreduce" if method == "bmuf" else method
+        self._bmuf_args = (block_momentum or default_block_momentum(comm.size), block_learning_rate, nesterov)
+        self.block: BlockMomentum | None = None  # the BMUF filter, made by start()
         # Preemption: a rank's request (e.g. SIGTERM) travels with the "still training" flags, so
         # all ranks agree to stop after the same mix (no collective is left unmatched).
         self.stop_requested = stop_requested or (lambda: False)
         self.stop_agreed = False
+
+    def start(self, params, reset_momentum: bool = False) -> None:
+        """Every rank holds ``params`` (the same model): the block filter starts from it."""
+        if self.method != "bmuf":
+            return
+        if self.block is None:
+            self.block = BlockMomentum(params, *self._bmuf_args)
+            log.info("block momentum: eta=%g zeta=%g %s", self.block.eta, self.block.zeta,
+                     "Nesterov" if self.block.nesterov else "classical")
+        else:
+            self.block.start(params)
+            if reset_momentum:
+                self.block.delta[...] = 0
+
+    def state(self) -> dict:
+        return self.block.state() if self.block is not None else {}
+
+    def load_state(self, state: dict) -> None:
+        if self.block is not None:
+            self.block.load_state(state)
+
+    def _mix(self, buf) -> None:
+        self.comm.mix(buf, self._collective)
+        if self.block is not None:
+            t0 = time.perf_counter()
+            self.block(buf)
+            self.comm.seconds += time.perf_counter() - t0
+
+    def end_epoch(self, buf) -> None:
+        """After every rank's pass (and :meth:`drain`): all ranks get the same model, the exact
+        average (BMUF: the last, partial block through the filter, then the global model)."""
+        if self.block is None:
+            self.comm.allreduce_mean(buf)
+            return
+        self._mix(buf)
+        self.block.finish(buf)
 
     def _round(self, buf, active: bool) -> int:
         t0 = time.perf_counter()
         n_active, n_stop = self.comm.allreduce_sum([1.0 if active else 0.0, 1.0 if self.stop_requested() else 0.0])
         self.comm.seconds += time.perf_counter() - t0
         if n_active:
-            self.comm.mix(buf, self.method)
+            self._mix(buf)
         if n_stop:
             self.stop_agreed = True
         return int(n_active)

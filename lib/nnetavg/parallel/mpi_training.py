@@ -4,11 +4,13 @@ mixed every K minibatches (all-reduce, butterfly or ring, :mod:`nnetavg.parallel
 Per epoch e of E (papers: Su, Chen & Xu 2015; Su & Chen, 004):
 
 1. learning rate ``lr_e = exponential_rate(initial, final, e, E)``, times the world size unless
-   told otherwise (each rank's step is averaged with N-1 others, as in file averaging);
+   told otherwise (each rank's step is averaged with N-1 others, as in file averaging; not with
+   block momentum, :mod:`nnetavg.parallel.bmuf`, whose filter supplies that factor);
 2. one pass of each rank over its archive with its own randomizer seed (``seed + 1000 rank + e``),
    mixing after every K local minibatches; ranks that run out of data early keep joining the
    mixes until all are done (:class:`PeriodicMixer`);
-3. an exact all-reduce average, so all ranks hold the same model;
+3. an exact all-reduce average, so all ranks hold the same model (BMUF: the last block through
+   the filter, then its global model);
 4. the CV objective over the CV table shared among the ranks (utterance i on rank i mod N),
    summed with one all-reduce.
 
@@ -41,11 +43,14 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class MPIOptions:
-    mixing: str = dataclasses.field(default="allreduce", metadata={"help": "allreduce | butterfly | ring"})
+    mixing: str = dataclasses.field(default="allreduce", metadata={"help": "allreduce | butterfly | ring | bmuf (all-reduce with block momentum)"})
     average_every: int = dataclasses.field(default=10, metadata={"help": "Mix the ranks' models every K minibatches"})
     num_epochs: int = dataclasses.field(default=1, metadata={"help": "Passes over each rank's archive"})
     final_learn_rate: float = dataclasses.field(default=0.0, metadata={"help": "Rate of the last epoch (exponential decay from --learn-rate; 0: constant)"})
-    scale_lr_by_world_size: bool = dataclasses.field(default=True, metadata={"help": "Multiply the learning rate by the number of ranks"})
+    scale_lr_by_world_size: str = dataclasses.field(default="auto", metadata={"help": "Multiply the learning rate by the number of ranks: true | false | auto (true, except with --mixing=bmuf, whose block momentum supplies the factor)"})
+    block_momentum: float = dataclasses.field(default=0.0, metadata={"help": "--mixing=bmuf: block momentum eta (0: 1 - 1/ranks, Chen & Huo's choice)"})
+    block_learning_rate: float = dataclasses.field(default=1.0, metadata={"help": "--mixing=bmuf: block learning rate zeta"})
+    nesterov: bool = dataclasses.field(default=True, metadata={"help": "--mixing=bmuf: Nesterov block momentum (false: classical)"})
     world_size: int = dataclasses.field(default=0, metadata={"help": "Number of ranks expected (0: any); guards against a broken launcher"})
     cuda_aware_mpi: bool = dataclasses.field(default=False, metadata={"help": "Hand GPU buffers to MPI directly (no host staging)"})
     epoch_schedule: str = dataclasses.field(default="exponential", metadata={"help": "Between epochs: exponential (to --final-learn-rate) | newbob (nnet1's accept/reject and halving; needs --cv-feats; --num-epochs is the maximum)"})
@@ -114,8 +119,11 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
     every epoch and when the ranks agree to stop (``stop_requested()`` on any rank, e.g. a
     preemption signal: :class:`Preempted` is then raised on every rank after the checkpoint); a
     run finds the last complete checkpoint there and continues exactly from it."""
-    mixer = PeriodicMixer(comm, mpi.mixing, mpi.average_every, stop_requested)
+    mixer = PeriodicMixer(comm, mpi.mixing, mpi.average_every, stop_requested, mpi.block_momentum,
+                          mpi.block_learning_rate, mpi.nesterov)
+    scale_lr = scale_lr_by_world_size(mpi)
     comm.bcast_array(nnet.params)  # everyone starts from rank 0's model
+    mixer.start(nnet.params)
     reports: list[EpochReport] = []
     initial = opts.learn_rate
     final = mpi.final_learn_rate or initial
@@ -139,6 +147,7 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
         nnet.params[...] = nnet.xp.asarray(ck["params"])
         optimizer.load_state({k[4:]: v for k, v in ck.items() if k.startswith("opt.")})
         comm.mixes = int(ck["mixes"])
+        mixer.load_state(ck)
         reports = [EpochReport(**r) for r in state["reports"]]
         if newbob is not None:
             newbob.state = state["newbob"]
@@ -149,7 +158,8 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
     def checkpoint(epochs: int, minibatches: int = 0, trainer=None, pass_stats=None) -> None:
         if ckpts is None:
             return
-        arrays = {**checkpoint_arrays(nnet, optimizer, trainer, pass_stats, minibatches), "mixes": np.array(comm.mixes)}
+        arrays = {**checkpoint_arrays(nnet, optimizer, trainer, pass_stats, minibatches), "mixes": np.array(comm.mixes),
+                  **mixer.state()}
         if best is not None:
             arrays["best"] = to_numpy(best)
         ckpts.save(epochs, trainer is not None, arrays, {"reports": [dataclasses.asdict(r) for r in reports],
@@ -164,7 +174,7 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
             lr = newbob.learning_rate()
         else:
             lr = exponential_rate(initial, final, epoch, mpi.num_epochs) if final != initial else initial
-        if mpi.scale_lr_by_world_size:
+        if scale_lr:
             lr *= comm.size
         epoch_opts = dataclasses.replace(opts, learn_rate=lr, randomizer_seed=opts.randomizer_seed + 1000 * comm.rank + epoch)
         trainer = Trainer(nnet, optimizer, epoch_opts, after_minibatch=mixer)  # --lr-schedule within the epoch
@@ -181,7 +191,7 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
         if mixer.stop_agreed:  # the others stopped while this rank was draining: its pass is complete
             checkpoint(epoch, trainer.pass_minibatches, trainer, stats)
             raise Preempted(trainer.pass_minibatches, stats)
-        comm.allreduce_mean(nnet.params)
+        mixer.end_epoch(nnet.params)
         tot = comm.allreduce_sum([stats.frames, stats.loss_sum, stats.correct])
         if not np.isfinite(tot[1]):
             raise ObjectiveError(f"the training objective is not finite after epoch {epoch + 1}")
@@ -191,6 +201,7 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
                 best[...] = nnet.params
             else:
                 nnet.params[...] = best
+                mixer.start(nnet.params, reset_momentum=True)
                 log.info("epoch %d rejected by newbob (CV cross-entropy %.6g); continuing from the best model",
                          epoch + 1, cv[0])
         rep = EpochReport(epoch + 1, lr, int(tot[0]), tot[1] / max(tot[0], 1), tot[2] / max(tot[0], 1), cv[0], cv[1],
@@ -206,6 +217,18 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
                     local_frames=stats.frames, params_sum=f"{rep.params_sum:.10g}"), data.summary())
         checkpoint(epoch + 1)
     return reports
+
+
+def scale_lr_by_world_size(mpi: MPIOptions) -> bool:
+    """--scale-lr-by-world-size: true | false | auto (all but BMUF)."""
+    v = str(mpi.scale_lr_by_world_size).strip().lower()
+    if v == "auto":
+        return mpi.mixing != "bmuf"
+    if v in ("true", "yes", "1"):
+        return True
+    if v in ("false", "no", "0"):
+        return False
+    raise NnetavgError(f"--scale-lr-by-world-size must be true, false or auto, not {mpi.scale_lr_by_world_size!r}")
 
 
 def _cv(comm: Communicator, nnet: Network, cv_feats: str, cv_ali: str, transform) -> tuple[float, float, int]:

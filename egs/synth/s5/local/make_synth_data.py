@@ -38,27 +38,31 @@ PRESETS = {
     "tiny": dict(speakers=12, utts=8, phones=8, phones_per_utt=10),
     "default": dict(speakers=40, utts=40, phones=16, phones_per_utt=14),
     "large": dict(speakers=120, utts=100, phones=40, phones_per_utt=16),
+    # The corpus of the scaling experiments (local/compare_scaling_big.sh): ~3.3M frames, 300
+    # pdfs, a 20-dim latent space (more structure to learn than the small presets' 12 dims).
+    "big": dict(speakers=240, utts=64, phones=100, phones_per_utt=16, latent_dim=20),
 }
-FEAT_DIM, LATENT_DIM, WARP_DIM, MODES = 40, 12, 48, 3
+FEAT_DIM, LATENT_DIM, WARP_DIM, MODES = 40, 12, 48, 3  # LATENT_DIM: the default; presets may set latent_dim
 
 
 class Generator:
     def __init__(self, phones: int, seed: int, noise: float = 1.6, latent_noise: float = 0.9, smooth: float = 0.55,
-                 noise_corr: float = 0.6):
+                 noise_corr: float = 0.6, latent_dim: int = LATENT_DIM):
         rng = np.random.default_rng(seed)
+        self.latent_dim = latent_dim
         self.phones, self.num_pdfs = phones, 3 * phones
         self.noise, self.latent_noise, self.smooth, self.noise_corr = noise, latent_noise, smooth, noise_corr
         # Each pdf is a mixture of MODES targets (speech pdfs are multi-modal: GMMs), scattered so
         # that no hyperplane separates one pdf from the rest; states of a phone share a phone mean.
-        phone_means = rng.standard_normal((phones, LATENT_DIM)) * 1.0
+        phone_means = rng.standard_normal((phones, latent_dim)) * 1.0
         self.targets = (np.repeat(phone_means, 3, axis=0)[:, None, :]
-                        + 1.2 * rng.standard_normal((self.num_pdfs, MODES, LATENT_DIM)))
+                        + 1.2 * rng.standard_normal((self.num_pdfs, MODES, latent_dim)))
         self.durations = rng.uniform(1.5, 4.5, self.num_pdfs)
         bigram = rng.random((phones, phones)) ** 6  # sparse-ish: a few likely successors
         np.fill_diagonal(bigram, 0.0)
         bigram[:, 0] *= 0.2
         self.bigram = bigram / bigram.sum(axis=1, keepdims=True)
-        self.A = rng.standard_normal((WARP_DIM, LATENT_DIM)) / np.sqrt(LATENT_DIM) * 2.5
+        self.A = rng.standard_normal((WARP_DIM, latent_dim)) / np.sqrt(latent_dim) * 2.5
         self.c = rng.standard_normal(WARP_DIM) * 0.5
         self.B = rng.standard_normal((FEAT_DIM, WARP_DIM)) / np.sqrt(WARP_DIM) * 2.0
 
@@ -72,7 +76,7 @@ class Generator:
         return e
 
     def speaker(self, rng):
-        return 1.0 + 0.15 * rng.standard_normal(LATENT_DIM), 1.5 * rng.standard_normal(FEAT_DIM)
+        return 1.0 + 0.15 * rng.standard_normal(self.latent_dim), 1.5 * rng.standard_normal(FEAT_DIM)
 
     def utterance(self, rng, spk, mean_phones: int):
         n = max(2, rng.poisson(mean_phones))
@@ -88,7 +92,7 @@ class Generator:
                 pdfs.extend([p] * n)
                 goals.extend([self.targets[p, rng.integers(MODES)]] * n)
         pdfs = np.asarray(pdfs, dtype=np.int32)
-        z = np.empty((len(pdfs), LATENT_DIM))
+        z = np.empty((len(pdfs), self.latent_dim))
         prev = goals[0]
         for t, g in enumerate(goals):
             prev = self.smooth * prev + (1 - self.smooth) * g
@@ -108,7 +112,7 @@ def main(argv=None) -> int:
     ap.add_argument("out_dir")
     a = ap.parse_args(argv)
     cfg = PRESETS[a.preset]
-    gen = Generator(cfg["phones"], seed=1000 + a.seed)
+    gen = Generator(cfg["phones"], seed=1000 + a.seed, latent_dim=cfg.get("latent_dim", LATENT_DIM))
     rng = np.random.default_rng(a.seed)
     data, ali = os.path.join(a.out_dir, "train"), os.path.join(a.out_dir, "ali")
     os.makedirs(data, exist_ok=True)

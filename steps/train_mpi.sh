@@ -26,6 +26,8 @@ mixing=allreduce             # allreduce | butterfly | ring | bmuf (all-reduce +
 block_momentum=0             # bmuf: block momentum eta (0: 1 - 1/ranks)
 block_learning_rate=1.0      # bmuf: block learning rate zeta
 average_every=10             # mix every K minibatches
+max_change=0                 # largest change of one component per minibatch (nnet3's max-change; 0: none)
+max_param_change=0           # largest change of the whole model per minibatch (0: none)
 minibatch_size=256
 randomizer_size=32768
 seed=777
@@ -39,7 +41,7 @@ threads_per_rank=1           # BLAS threads of each rank
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --mixing butterfly --average-every 10 egs exp/mpi/0.nnet exp/mpi
 Options: --mpi-cmd, --num-epochs, --lr-schedule, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
-  --mixing, --block-momentum, --block-learning-rate, --average-every, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
+  --mixing, --block-momentum, --block-learning-rate, --average-every, --max-change, --max-param-change, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
   --train-opts, --threads-per-rank"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
@@ -58,7 +60,7 @@ else
   run_mpi "$dir/log/train_mpi.log" "$nj" "$threads_per_rank" \
     nnet-train-mpi --world-size="$nj" --use-gpu="$use_gpu" --optimizer="$optimizer" \
     --mixing="$mixing" --block-momentum="$block_momentum" --block-learning-rate="$block_learning_rate" \
-    --average-every="$average_every" --num-epochs="$num_epochs" --epoch-schedule="$lr_schedule" \
+    --average-every="$average_every" --max-change="$max_change" --max-param-change="$max_param_change" --num-epochs="$num_epochs" --epoch-schedule="$lr_schedule" \
     --learn-rate="$initial_learning_rate" --final-learn-rate="$final_learning_rate" \
     --scale-lr-by-world-size="$scale_lr_by_jobs" --minibatch-size="$minibatch_size" \
     --randomizer-size="$randomizer_size" --randomizer-seed="$seed" $train_opts \

@@ -9,6 +9,12 @@
 # accuracy of every averaged model are logged. Re-running skips finished iterations, so a killed
 # run resumes from its last completed iteration.
 #
+# Job-count ramp (Kaldi nnet3's --num-jobs-initial/--num-jobs-final): with --num-jobs-initial J0
+# (and --num-jobs-final J1, default the number of archives A) iteration x runs
+# J(x) = int(0.5 + J0 + (J1 - J0) x / (X - 1)) jobs on the next J(x) archives in turn (cycling), with
+# job rate = effective rate x J(x); --num-iters is then taken as a number of epochs E and the
+# iterations X = int(2 E A / (J0 + J1)) so that E x A archives are processed in all, as without it.
+#
 # Outputs in EXP_DIR: 0.nnet .. N.nnet, final.nnet, final.feature_transform, ali_train_pdf.counts,
 # log/train.ITER.JOB.log, log/average.ITER.log, log/compute_prob_cv.ITER.log, cv_progress.
 
@@ -22,6 +28,10 @@ initial_learning_rate=0.008  # effective (per-frame) learning rate of the first 
 final_learning_rate=0.0008   # effective learning rate of the last iteration (exponential)
 newbob_opts=""               # e.g. "--start-halving-impr 0.01 --end-halving-impr 0.001 --min-iters 2"
 scale_lr_by_jobs=true        # job learning rate = effective rate x number of jobs
+num_jobs_initial=0           # job-count ramp: jobs of the first iteration (0: no ramp, every archive every iteration)
+num_jobs_final=0             # job-count ramp: jobs of the last iteration (0: the number of archives)
+max_change=0                 # largest change of one component per minibatch (nnet3's max-change; 0: none)
+max_param_change=0           # largest change of the whole model per minibatch (0: none)
 minibatch_size=256
 randomizer_size=32768
 seed=777                     # randomizer seed of iteration 0 (iteration x uses seed + x)
@@ -41,6 +51,7 @@ stage=0                      # first iteration to run (earlier finished ones are
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --num-iters 8 --initial-learning-rate 0.008 egs exp/dnn/0.nnet exp/dnn
 Options: --cmd, --num-iters, --lr-schedule, --newbob-opts, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
+  --num-jobs-initial, --num-jobs-final, --max-change, --max-param-change,
   --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --ng-state, --use-gpu,
   --train-opts, --keep-job-models, --max-objective-gap, --stage"
 . "$(dirname "$0")/parse_options.sh"
@@ -61,6 +72,28 @@ case $lr_schedule in exponential|newbob) ;; *) echo "$0: --lr-schedule must be e
 start_exp_dir "$egs" "$dir"   # checks the egs, sets nj
 [ -f "$dir/0.nnet" ] || nnet-copy "$init" "$dir/0.nnet"
 transform=$dir/final.feature_transform
+num_archives=$nj
+if [ "$num_jobs_initial" -gt 0 ]; then
+  [ "$num_jobs_final" -gt 0 ] || num_jobs_final=$num_archives
+  if [ "$num_jobs_final" -gt "$num_archives" ] || [ "$num_jobs_initial" -gt "$num_jobs_final" ]; then
+    echo "$0: need --num-jobs-initial <= --num-jobs-final <= $num_archives archives" >&2; exit 1
+  fi
+  [ "$lr_schedule" = exponential ] || { echo "$0: the job-count ramp needs --lr-schedule exponential" >&2; exit 1; }
+  num_epochs=$num_iters
+  num_iters=$(( (2 * num_epochs * num_archives) / (num_jobs_initial + num_jobs_final) ))
+  [ "$num_iters" -ge 1 ] || num_iters=1
+  echo "$0: job-count ramp $num_jobs_initial -> $num_jobs_final over $num_iters iterations ($num_epochs epochs of $num_archives archives)"
+fi
+# jobs_at X: the number of jobs of iteration X; archive_offset X: archives processed before it.
+jobs_at() {
+  if [ "$num_jobs_initial" -gt 0 ]; then
+    awk -v x="$1" -v X="$num_iters" -v a="$num_jobs_initial" -v b="$num_jobs_final" \
+      'BEGIN{ f = (X > 1) ? x / (X - 1) : 0; print int(0.5 + a + (b - a) * f) }'
+  else
+    echo "$num_archives"
+  fi
+}
+archive_offset() { local i o=0; for ((i = 0; i < $1; i++)); do o=$((o + $(jobs_at $i))); done; echo $o; }
 
 cv_prob() {  # cv_prob ITER: evaluates ITER.nnet on the CV set, once
   local it=$1
@@ -90,10 +123,25 @@ for ((x = 0; x < num_iters; x++)); do
   elif [ $x -lt "$stage" ] || [ -f "$dir/$next.nnet" ]; then
     continue
   fi
+  nj=$(jobs_at $x)
+  # Job J of this iteration reads archive 1 + (offset + J - 1) mod A: with a ramp, the archives in
+  # turn; without, job J reads archive J (symbolic links arch/{feats.X.J.scp,ali.X.J.ark}, so one
+  # JOB command line serves every job).
+  offset=$(archive_offset $x)
+  mkdir -p "$dir/arch"
+  for ((j = 1; j <= nj; j++)); do
+    a=$(( (offset + j - 1) % num_archives + 1 ))
+    ln -sfn "$(cd "$egs" && pwd)/feats.$a.scp" "$dir/arch/feats.$x.$j.scp"
+    ln -sfn "$(cd "$egs" && pwd)/ali.$a.ark" "$dir/arch/ali.$x.$j.ark"
+  done
   state_opts=()
   if [ "$optimizer" = ngsgd ] && [ "$ng_state" = keep ]; then
     mkdir -p "$dir/ng"
-    [ $x -gt 0 ] && state_opts+=(--ng-state-in="$dir/ng/$x.JOB.npz")
+    if [ $x -gt 0 ]; then
+      prev=$(jobs_at $((x - 1)))   # more jobs than last iteration: the new ones start from earlier jobs' state
+      for ((j = prev + 1; j <= nj; j++)); do cp "$dir/ng/$x.$(( (j - 1) % prev + 1 )).npz" "$dir/ng/$x.$j.npz"; done
+      state_opts+=(--ng-state-in="$dir/ng/$x.JOB.npz")
+    fi
     state_opts+=(--ng-state-out="$dir/ng/$next.JOB.npz")
   fi
   if [ "$lr_schedule" = newbob ]; then
@@ -109,9 +157,9 @@ for ((x = 0; x < num_iters; x++)); do
   $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" $trainer --use-gpu="$use_gpu" \
     --learn-rate="$lr" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
     --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts "${state_opts[@]}" \
-    --checkpoint="$dir/ckpt/$x.JOB.npz" \
-    --feature-transform="$transform" "$dir/$from.nnet" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" \
-    "$dir/$x.JOB.nnet" || echo "$0: iteration $next: some training jobs failed; averaging the successful ones" >&2
+    --max-change="$max_change" --max-param-change="$max_param_change" --checkpoint="$dir/ckpt/$x.JOB.npz" \
+    --feature-transform="$transform" "$dir/$from.nnet" "scp:$dir/arch/feats.$x.JOB.scp" \
+    "ark:$dir/arch/ali.$x.JOB.ark" "$dir/$x.JOB.nnet" || echo "$0: iteration $next: some training jobs failed; averaging the successful ones" >&2
   if ! nnet-successful-models --max-gap="$max_objective_gap" "$dir/log/train.$x.JOB.log" "$dir/$x.JOB.nnet" "$nj" \
       > "$dir/log/successful.$x.list" 2> "$dir/log/successful.$x.log"; then
     echo "$0: iteration $next: no training job succeeded; see $dir/log/train.$x.*.log" >&2; exit 1
@@ -128,7 +176,7 @@ for ((x = 0; x < num_iters; x++)); do
     eval "$(nnet-newbob $newbob_opts "$next" "$dir/log/compute_prob_cv.$next.log" "$newbob" 2>>"$dir/log/newbob.log")"
     decision=" $([ "$accepted" = true ] && echo accepted || echo rejected), next-learning-rate=$learn_rate"
   fi
-  echo "$0: iteration $next of $num_iters: job-learning-rate=$lr CV $cv$decision" | tee -a "$dir/cv_progress"
+  echo "$0: iteration $next of $num_iters: jobs=$nj job-learning-rate=$lr CV $cv$decision" | tee -a "$dir/cv_progress"
 done
 
 if [ "$lr_schedule" = newbob ]; then

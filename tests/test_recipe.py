@@ -118,6 +118,34 @@ def test_ngsgd_keep_state_through_train_parallel(recipe_copy):
 
 
 @pytest.mark.slow
+def test_job_count_ramp_through_train_parallel(recipe_copy):
+    """Kaldi nnet3's --num-jobs-initial/--num-jobs-final: 2 epochs of 4 archives with a 1 -> 4 ramp
+    is 3 iterations of 1, 3 and 4 jobs (8 archives in all), the archives taken in turn, the job
+    rate = effective rate x jobs of the iteration; NG-SGD state is handed to the new jobs."""
+    env = tiny_egs(recipe_copy)
+    p = subprocess.run(["bash", "steps/train_parallel.sh", "--num-iters", "2", "--num-jobs-initial", "1",
+                        "--num-jobs-final", "4", "--initial-learning-rate", "0.004", "--final-learning-rate", "0.004",
+                        "--optimizer", "ngsgd", "--max-change", "0.5", "egs", "exp/dnn/0.nnet", "exp/ramp"],
+                       cwd=recipe_copy, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "job-count ramp 1 -> 4 over 3 iterations (2 epochs of 4 archives)" in p.stdout
+    jobs = [int(j) for j in re.findall(r"iteration \d of 3: jobs=(\d+) ", p.stdout)]
+    lrs = [float(v) for v in re.findall(r"jobs=\d+ job-learning-rate=(\S+)", p.stdout)]
+    assert jobs == [1, 3, 4] and lrs == pytest.approx([0.004, 0.012, 0.016])
+    ramp = recipe_copy / "exp" / "ramp"
+    read = {(x, j): os.path.basename(os.path.realpath(ramp / "arch" / f"feats.{x}.{j}.scp"))
+            for x, n in enumerate(jobs) for j in range(1, n + 1)}
+    assert [read[(0, 1)], read[(1, 1)], read[(1, 3)], read[(2, 1)], read[(2, 4)]] == \
+        ["feats.1.scp", "feats.2.scp", "feats.4.scp", "feats.1.scp", "feats.4.scp"]
+    log = (ramp / "log" / "train.1.3.log").read_text()
+    assert "scp:exp/ramp/arch/feats.1.3.scp" in log and "--ng-state-in=" in log and "--max-change=0.5" in log
+    assert "max-change limited-fraction-model=" in log
+    assert not (ramp / "log" / "train.0.2.log").exists() and (ramp / "log" / "train.2.4.log").exists()
+    acc = float(re.search(r"final CV .*frame-accuracy=([0-9.]+)", p.stdout).group(1))
+    assert acc > 2 / 24
+
+
+@pytest.mark.slow
 def test_train_mpi_step(recipe_copy):
     """steps/train_mpi.sh with the recipe's tiny egs: 4 ranks under the MPICH wheel's mpiexec."""
     env = tiny_egs(recipe_copy)

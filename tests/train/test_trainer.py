@@ -107,3 +107,80 @@ def test_schedules():
     assert effective_to_job_rate(0.002, 4) == 0.008 and effective_to_job_rate(0.002, 4, False) == 0.002
     with pytest.raises(ValueError):
         exponential_rate(0.01, 0.001, 10, 10)
+
+
+# ---------------------------------------------------------------------------- max-change
+def _component_norms(net, before):
+    d = to_numpy(net.params) - before
+    return [float(np.linalg.norm(d[a:b])) for _, a, b in net.param_ranges()]
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "ngsgd"])
+def test_max_change_scales_each_component_change_to_its_limit(xp, opt):
+    """Per minibatch, every component's change is the unlimited change scaled by
+    min(1, limit / norm) (the output layer's limit is twice the others'), whatever the optimizer."""
+    from nnetavg.train.optim import NGSGD
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((16, 3)) * 3
+    t = rng.integers(0, 2, 16).astype(np.int32)
+
+    def make(limit):
+        net = tiny_net(xp, np.random.default_rng(1))
+        sgd = SGDOptions(momentum=0.5 if opt == "momentum" else 0.0)
+        o = NGSGD(net, sgd) if opt == "ngsgd" else SGD(net, sgd)
+        return net, Trainer(net, o, TrainOptions(learn_rate=0.5, max_change=limit))
+
+    free, tf = make(0.0)
+    lim, tl = make(0.05)
+    for step in range(3):
+        b_free, b_lim = to_numpy(free.params).copy(), to_numpy(lim.params).copy()
+        np.testing.assert_allclose(b_free, b_lim, rtol=0, atol=0) if step == 0 else None
+        tf.step(x, t)
+        tl.step(x, t)
+        n_free, n_lim = _component_norms(free, b_free), _component_norms(lim, b_lim)
+        limits = [0.05, 0.1]  # hidden affine, output affine (2x)
+        assert all(n <= L * (1 + 1e-9) for n, L in zip(n_lim, limits)), (n_lim, limits)
+        if step == 0:   # same start: the limited change is the free change, scaled per component
+            d_free, d_lim = to_numpy(free.params) - b_free, to_numpy(lim.params) - b_lim
+            for (_, a, b), nf, L in zip(free.param_ranges(), n_free, limits):
+                np.testing.assert_allclose(d_lim[a:b], d_free[a:b] * min(1.0, L / nf), rtol=1e-9, atol=1e-12)
+            assert max(nf / L for nf, L in zip(n_free, limits)) > 1  # the limit really acted
+        lim.params[...] = xp.asarray(to_numpy(free.params))  # continue from the same point
+
+
+def test_max_param_change_limits_the_whole_model_and_large_limits_change_nothing(xp):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((16, 3)) * 3
+    t = rng.integers(0, 2, 16).astype(np.int32)
+    nets = {}
+    for name, mc, mpc in (("free", 0.0, 0.0), ("huge", 1e9, 1e9), ("model", 0.0, 0.02)):
+        net = tiny_net(xp, np.random.default_rng(1))
+        tr = Trainer(net, SGD(net), TrainOptions(learn_rate=0.5, max_change=mc, max_param_change=mpc))
+        before = to_numpy(net.params).copy()
+        tr.step(x, t)
+        nets[name] = (to_numpy(net.params) - before)
+    np.testing.assert_array_equal(nets["huge"], nets["free"])
+    full = np.linalg.norm(nets["free"])
+    assert full > 0.02
+    assert np.isclose(np.linalg.norm(nets["model"]), 0.02, rtol=1e-9)
+    np.testing.assert_allclose(nets["model"], nets["free"] * (0.02 / full), rtol=1e-9)
+
+
+def test_max_change_keeps_a_diverging_rate_training(tmp_path):
+    """Plain SGD at a rate far too high diverges (NaN objective, or worse than chance); with
+    max-change the same run trains."""
+    feats, ali = make_labelled_data(tmp_path, num_utts=40, feat_dim=6, num_pdfs=5, seed=2)
+    results = {}
+    for limit in (0.0, 0.5):
+        net = Network(init_from_proto(make_proto(6, 5, 2, 32), seed=5))
+        tr = Trainer(net, SGD(net), TrainOptions(learn_rate=2.0, minibatch_size=32, randomizer_size=512,
+                                                 max_change=limit))
+        try:
+            results[limit] = tr.train_pass(f"scp:{feats}", f"ark:{ali}", None).cross_entropy
+        except ObjectiveError:
+            results[limit] = float("inf")
+    assert not results[0.0] < np.log(5)      # diverged or no better than chance
+    assert results[0.5] < 0.5 * np.log(5)    # trains
+    with pytest.raises(Exception, match="max-change"):
+        net = tiny_net(np, np.random.default_rng(0))
+        Trainer(net, SGD(net), TrainOptions(max_change=-1))

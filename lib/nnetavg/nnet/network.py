@@ -67,6 +67,16 @@ class Network:
         return [{name: flat[off:off + int(np.prod(shape))].reshape(shape) for name, off, shape in entries}
                 for entries in self._layout]
 
+    def param_ranges(self) -> list[tuple[int, int, int]]:
+        """``(component index, start, end)`` of each component with parameters in the flat buffer."""
+        out = []
+        for i, entries in enumerate(self._layout):
+            if entries:
+                start = entries[0][1]
+                end = entries[-1][1] + int(np.prod(entries[-1][2]))
+                out.append((i, start, end))
+        return out
+
     def topology(self) -> tuple:
         return tuple(c.topology() for c in self.components)
 

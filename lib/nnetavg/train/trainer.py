@@ -12,6 +12,14 @@ Hooks, so later capabilities plug in without touching the loop:
 * ``after_minibatch(minibatch, network)`` is called after every update (seam 3: MPI mixing every
   K minibatches plugs in here).
 
+Steps that cannot blow up (Kaldi nnet3's ``max-change`` and ``max-param-change``), for every
+optimizer: with ``max_change`` M > 0 the change of each component's parameters in one minibatch
+(whatever the optimizer made of it: momentum, L2, natural gradient) is scaled down to 2-norm M
+when it is larger (2M for the last updatable component, as nnet3's recipes give the output layer
+twice the hidden layers' limit); with ``max_param_change`` P > 0 the change of the whole model is
+then scaled down to norm P. Measured on the flat buffer (the parameters before the minibatch are
+kept in a second buffer), so it costs two passes over the parameters per minibatch, only when on.
+
 The cross-entropy is ``-sum_t log(y_t[target_t] + 1e-20)`` (nnet1's ``Xent``), reported per frame.
 A NaN or infinite objective stops the pass with :class:`ObjectiveError` before the model is
 written, so a diverged run never leaves a NaN model behind.
@@ -51,6 +59,8 @@ class TrainOptions:
     lr_decay: float = dataclasses.field(default=0.999, metadata={"help": "Per-minibatch factor of --lr-schedule=minibatch-decay"})
     xu_a: float = dataclasses.field(default=1.0, metadata={"help": "a of --lr-schedule=xu"})
     xu_c: float = dataclasses.field(default=0.75, metadata={"help": "c of --lr-schedule=xu"})
+    max_change: float = dataclasses.field(default=0.0, metadata={"help": "Largest parameter change of one component in one minibatch (2-norm; nnet3's max-change, twice this for the output layer; 0: no limit)"})
+    max_param_change: float = dataclasses.field(default=0.0, metadata={"help": "Largest change of the whole model in one minibatch (2-norm; nnet3's max-param-change; 0: no limit)"})
 
 
 @dataclasses.dataclass
@@ -122,6 +132,10 @@ class Trainer:
         self.resume_stats: tuple[int, float, int] | None = None
         self.expected_frames: int | None = None  # frames of the pass, for the progress bar's time left
         self.last_lr = self.schedule.learning_rate(0, 0)
+        if opts.max_change < 0 or opts.max_param_change < 0:
+            raise NnetavgError("--max-change and --max-param-change must be >= 0 (0: no limit)")
+        self._limiter = ChangeLimiter(nnet, opts.max_change, opts.max_param_change) \
+            if (opts.max_change or opts.max_param_change) else None
 
     def step(self, x_host: np.ndarray, t_host: np.ndarray) -> tuple[float, int]:
         """One minibatch: forward, objective, backward with updates. Returns (loss sum, correct)."""
@@ -136,8 +150,12 @@ class Trainer:
             raise ObjectiveError(f"the objective became {loss} at minibatch {self.minibatch} "
                                  f"(after {self.frames_seen} frames, learning rate {lr:g}); "
                                  f"the model is not written: lower --learn-rate")
+        if self._limiter is not None:
+            self._limiter.before()
         self.nnet.backward(acts, acts[-1],
                            lambda i, comp, xi, yi, dy: self.optimizer.update(i, comp, xi, yi, dy, lr))
+        if self._limiter is not None:
+            self._limiter.after(self.minibatch)
         self.minibatch += 1
         self.frames_seen += x_host.shape[0]
         if self.after_minibatch is not None:
@@ -202,7 +220,57 @@ class Trainer:
         self.pass_minibatches = done
         if rand.dropped:
             log.info("%d frames left over at the end (less than a minibatch) were not used", rand.dropped)
+        if self._limiter is not None:
+            log.info("max-change %s", self._limiter.summary(max(done - skip_minibatches, 1)))
         return total
+
+
+class ChangeLimiter:
+    """Kaldi nnet3's max-change per component and max-param-change for the whole model, on the
+    flat parameter buffer (see the module docstring)."""
+
+    def __init__(self, nnet: Network, max_change: float, max_param_change: float):
+        self.nnet, self.max_change, self.max_param_change = nnet, max_change, max_param_change
+        self.ranges = nnet.param_ranges()
+        self._before = nnet.xp.empty_like(nnet.params)
+        self._delta = nnet.xp.empty_like(nnet.params)
+        self.limited = {i: 0 for i, _, _ in self.ranges}   # minibatches in which each component was limited
+        self.model_limited = 0
+        self._logged = 0
+
+    def before(self) -> None:
+        self._before[...] = self.nnet.params
+
+    def after(self, minibatch: int) -> None:
+        xp, p, d = self.nnet.xp, self.nnet.params, self._delta
+        xp.subtract(p, self._before, out=d)
+        norms = [xp.dot(d[a:b], d[a:b]) for _, a, b in self.ranges]
+        norms = np.sqrt(np.asarray([float(v) for v in norms], dtype=np.float64))
+        scales = np.ones(len(self.ranges))
+        if self.max_change:
+            last = len(self.ranges) - 1
+            limits = np.array([self.max_change * (2.0 if k == last else 1.0) for k in range(len(self.ranges))])
+            over = norms > limits
+            scales[over] = limits[over] / norms[over]
+        if self.max_param_change:
+            total = float(np.sqrt(((scales * norms) ** 2).sum()))
+            if total > self.max_param_change:
+                scales *= self.max_param_change / total
+                self.model_limited += 1
+        if not np.isfinite(norms).all():
+            return  # a NaN step: the objective check of the next minibatch stops the pass
+        for k, (i, a, b) in enumerate(self.ranges):
+            if scales[k] < 1.0:
+                self.limited[i] += 1
+                p[a:b] = self._before[a:b] + d.dtype.type(scales[k]) * d[a:b]
+        if scales.min() < 1.0 and self._logged < 5:
+            self._logged += 1
+            log.info("max-change: minibatch %d: change norms %s scaled by %s", minibatch,
+                     " ".join(f"{v:.3g}" for v in norms), " ".join(f"{v:.3g}" for v in scales))
+
+    def summary(self, minibatches: int) -> str:
+        parts = {f"component-{i + 1}": round(n / minibatches, 4) for i, n in self.limited.items()}
+        return kv(limited_fraction_model=round(self.model_limited / minibatches, 4), **parts)
 
 
 def evaluate(nnet: Network, feats_rspecifier: str, ali_rspecifier: str, feature_transform: Network | None,

@@ -76,6 +76,8 @@ class Experiment:
     initial_cv: tuple[float, float] | None
     iterations: list[Iteration]
     trainer: str = ""               # the training command (nnet-train-simple, -ngsgd, -mpi)
+    mixing: str = ""                # MPI: allreduce | butterfly | ring | bmuf (from the log)
+    optimizer: str = ""             # MPI: sgd | ngsgd (from the command line in the log)
 
     @property
     def frames(self) -> int:
@@ -196,7 +198,12 @@ def _read_files_layout(name: str, path: str) -> Experiment:
 def _read_mpi_layout(name: str, path: str) -> Experiment:
     by_epoch: dict[int, list[dict]] = {}
     size = 1
+    mixing = optimizer = ""
     for line in _lines(os.path.join(path, "log", "train_mpi.log")):
+        if not mixing and (mm := re.search(r"; mixing=(\w+) every \d+ minibatches", line)):
+            mixing = mm.group(1)
+        if not optimizer and line.startswith("nnet-train-mpi ") and (mo := re.search(r"--optimizer[= ](\w+)", line)):
+            optimizer = mo.group(1)
         m = re.search(r" epoch (\d+)/\d+ ", line)
         r = _RANKS.search(line)
         if not m or not r:
@@ -217,7 +224,7 @@ def _read_mpi_layout(name: str, path: str) -> Experiment:
         seen += int(r0["train-frames"])
         out.append(Iteration(epoch, seen, r0["learn-rate"], r0["cv-cross-entropy"], r0["cv-frame-accuracy"], jobs,
                              wall - mix, mix, 0.0))
-    return Experiment(name, path, "mpi", size, None, out, "nnet-train-mpi")
+    return Experiment(name, path, "mpi", size, None, out, "nnet-train-mpi", mixing, optimizer or "sgd")
 
 
 def read_experiment(path: str, name: str | None = None) -> Experiment:

@@ -8,7 +8,10 @@ Plots (matplotlib, Agg backend, no display needed):
 * ``time_<exp>.png``: each iteration's wall time split into compute, mixing and the rest;
 * ``scaling.png`` (when the experiments differ in the number of jobs and one has a single job):
   speed-up (training frames/s against the 1-job run) and scaling factor (speed-up / jobs)
-  against the number of jobs, like Fig. 2 of Su, Chen & Xu (2015), with that paper's points.
+  against the number of jobs, like Fig. 2 of Su, Chen & Xu (2015), with that paper's points;
+* ``accuracy_vs_ranks.png`` (MPI experiments at two or more numbers of ranks): final CV frame
+  accuracy against the number of ranks, one line per optimizer and mixing, with the accuracy of
+  the 1-rank run of the same optimizer as a reference line (the papers' "no loss" claim).
 """
 
 from __future__ import annotations
@@ -125,6 +128,47 @@ def plot_scaling(exps: list[Experiment], png: str) -> bool:
     return True
 
 
+def accuracy_by_ranks(exps: list[Experiment]) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """(optimizer, mixing) -> sorted (ranks, final CV frame accuracy) of the MPI experiments; a
+    1-rank run (no mixing takes place) belongs to every mixing of its optimizer."""
+    groups: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    single = {e.optimizer: e.final.cv_frame_accuracy for e in exps if e.kind == "mpi" and e.num_jobs == 1}
+    for e in exps:
+        if e.kind == "mpi" and e.num_jobs > 1:
+            groups.setdefault((e.optimizer, e.mixing), []).append((e.num_jobs, e.final.cv_frame_accuracy))
+    for (opt, _), pts in groups.items():
+        if opt in single:
+            pts.append((1, single[opt]))
+        pts.sort()
+    return groups
+
+
+def plot_accuracy_vs_ranks(exps: list[Experiment], png: str) -> bool:
+    """Final CV frame accuracy against ranks per (optimizer, mixing); False when nothing to draw."""
+    groups = accuracy_by_ranks(exps)
+    if not groups or len({n for pts in groups.values() for n, _ in pts}) < 2:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (opt, mix), pts in sorted(groups.items()):
+        ax.plot([n for n, _ in pts], [100 * a for _, a in pts], "o-" if opt == "ngsgd" else "s--",
+                label=f"{opt}, {mix}")
+    for e in exps:
+        if e.kind == "mpi" and e.num_jobs == 1:
+            ax.axhline(100 * e.final.cv_frame_accuracy, color="gray", lw=0.8, ls=":")
+    ax.set(xlabel="MPI ranks", ylabel="final CV frame accuracy (%)", xscale="log",
+           title="Accuracy against ranks (same epochs); dotted: 1 rank")
+    ax.set_xticks(sorted({n for pts in groups.values() for n, _ in pts}))
+    ax.get_xaxis().set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
+    ax.get_xaxis().set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def summary_markdown(exps: list[Experiment], images: list[str], out_dir: str) -> str:
     lines = ["| experiment | layout | jobs | iterations | frames | final CV cross-entropy | final CV frame acc. "
              "| wall s | frames/s | mixing share |",
@@ -159,6 +203,9 @@ def write_report(exps: list[Experiment], out_dir: str) -> tuple[str, list[str]]:
     scaling = os.path.join(out_dir, "scaling.png")
     if plot_scaling(exps, scaling):
         images.append(scaling)
+    by_ranks = os.path.join(out_dir, "accuracy_vs_ranks.png")
+    if plot_accuracy_vs_ranks(exps, by_ranks):
+        images.append(by_ranks)
     summary = os.path.join(out_dir, "summary.md")
     with open(summary, "w") as f:
         f.write("# Training report\n\nRead from the logs of: " + ", ".join(f"`{e.path}`" for e in exps) + "\n\n")

@@ -124,3 +124,34 @@ def test_newbob_between_epochs_over_mpi(four_archives):
     no_cv = [a for a in train_args(tmp, tmp / "nb2.nnet", "--epoch-schedule=newbob") if not a.startswith("--cv-")]
     p = mpi(2, no_cv, check=False)
     assert p.returncode != 0 and "needs --cv-feats" in p.stderr
+
+
+@pytest.mark.slow
+def test_report_draws_accuracy_against_ranks_from_real_mpi_logs(four_archives, tmp_path):
+    """nnet-report on MPI experiments at 1, 2 and 4 ranks: each experiment's mixing and optimizer
+    are read from its log, the 1-rank run joins every mixing of its optimizer, and the plot is
+    drawn."""
+    from nnetavg.experiment import read_experiment
+    from nnetavg.plots import accuracy_by_ranks
+
+    tmp = four_archives
+    dirs = []
+    for n, mixing in ((1, "allreduce"), (2, "allreduce"), (4, "allreduce"), (2, "bmuf"), (4, "bmuf")):
+        d = tmp_path / f"{mixing}_n{n}"
+        (d / "log").mkdir(parents=True)
+        p = mpi(n, train_args(tmp, d / "final.nnet", f"--mixing={mixing}", "--num-epochs=2"))
+        (d / "log" / "train_mpi.log").write_text(p.stderr)
+        dirs.append(str(d))
+    exps = [read_experiment(d) for d in dirs]
+    assert [(e.num_jobs, e.mixing, e.optimizer) for e in exps] == [
+        (1, "allreduce", "sgd"), (2, "allreduce", "sgd"), (4, "allreduce", "sgd"), (2, "bmuf", "sgd"), (4, "bmuf", "sgd")]
+    groups = accuracy_by_ranks(exps)
+    assert sorted(groups) == [("sgd", "allreduce"), ("sgd", "bmuf")]
+    assert [n for n, _ in groups[("sgd", "bmuf")]] == [1, 2, 4]
+    assert groups[("sgd", "bmuf")][0][1] == exps[0].final.cv_frame_accuracy
+    assert groups[("sgd", "allreduce")][2][1] == exps[2].final.cv_frame_accuracy
+    out = tmp_path / "report"
+    run_cmd(["nnet-report", "--out", str(out), *dirs])
+    png = (out / "accuracy_vs_ranks.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000
+    assert "](accuracy_vs_ranks.png)" in (out / "summary.md").read_text()

@@ -40,6 +40,14 @@ def trainer_arguments(f):
     return f
 
 
+def cv_options(f):
+    """--cv-feats / --cv-ali of the trainers that evaluate held-out data themselves."""
+    f = click.option("--cv-ali", type=str, default="", help="CV pdf alignments rspecifier")(f)
+    return click.option("--cv-feats", type=str, default="",
+                        help="CV features rspecifier (nnet-train-mpi: evaluated after every epoch; "
+                             "nnet-train-asgd: average against last iterate)")(f)
+
+
 def run_training(model_in: str, feats_rspecifier: str, ali_rspecifier: str, model_out: str, feature_transform: str,
                  binary: bool, opts: TrainOptions, make_optimizer, after_pass=None, checkpoint: str = "",
                  preempt_signals: str = "") -> None:

@@ -23,7 +23,7 @@ import click
 from nnetavg import log as nlog
 from nnetavg.backend import device_xp
 from nnetavg.bin._common import dataclass_options, kaldi_command, pick
-from nnetavg.bin._train import trainer_arguments
+from nnetavg.bin._train import cv_options, trainer_arguments
 from nnetavg.errors import NnetavgError
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import job_substitute
@@ -40,8 +40,7 @@ log = logging.getLogger("nnetavg.bin")
 @dataclass_options(MPIOptions)
 @dataclass_options(NGSGDOptions)
 @click.option("--optimizer", type=click.Choice(["sgd", "ngsgd"]), default="sgd", show_default=True)
-@click.option("--cv-feats", type=str, default="", help="CV features rspecifier (evaluated after every epoch)")
-@click.option("--cv-ali", type=str, default="", help="CV pdf alignments rspecifier")
+@cv_options
 def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out, verbose,
          optimizer, cv_feats, cv_ali, checkpoint, preempt_signals, **kw):
     opts, sgd_opts, ng_opts, mpi = (pick(TrainOptions, kw), pick(SGDOptions, kw), pick(NGSGDOptions, kw),
@@ -51,7 +50,7 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
     from nnetavg.parallel.comm import Communicator
     comm = Communicator(cuda_aware=mpi.cuda_aware_mpi)
     nlog.setup(click.get_current_context().info_name, verbose, comm.rank, comm.size)
-    try:
+    with comm.abort_on_failure(PREEMPTED_EXIT):
         if mpi.world_size and comm.size != mpi.world_size:
             raise NnetavgError(f"MPI started {comm.size} connected rank(s) but --world-size={mpi.world_size}: the "
                                f"launcher does not match the MPI library (e.g. Open MPI under srun --mpi=pmi2 starts "
@@ -78,15 +77,3 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
             log.info("wrote %s: epochs=%d cv-frame-accuracy=%.6g cv-cross-entropy=%.6g", model_out, len(reports),
                      last.cv_frame_accuracy, last.cv_cross_entropy)
         comm.barrier()
-    except BaseException as exc:  # any failure on any rank ends all ranks: no hang
-        if isinstance(exc, SystemExit) and exc.code in (0, None, PREEMPTED_EXIT):
-            raise
-        msg = str(exc) if isinstance(exc, NnetavgError) else f"{exc.__class__.__name__}: {exc}"
-        log.error("rank %d failed: %s", comm.rank, msg)
-        if not isinstance(exc, NnetavgError):
-            import traceback
-            traceback.print_exc()
-        sys.stderr.flush()
-        if comm.size > 1:
-            comm.abort(1)
-        sys.exit(1)

@@ -12,15 +12,14 @@ e.g.:   rbm-train-cd1 --learn-rate=0.01 --num-iters=2 --feature-transform=exp/db
 (all-reduce) every --average-every minibatches and exactly at the end, and rank 0 writes RBM_OUT.
 """
 
+import contextlib
 import logging
-import sys
 
 import click
 
 from nnetavg import log as nlog
 from nnetavg.backend import device_xp
 from nnetavg.bin._common import KALDI_BOOL, binary_option, dataclass_options, fail, kaldi_command, pick, use_gpu_option
-from nnetavg.errors import NnetavgError
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import job_substitute
 from nnetavg.log import kv
@@ -48,7 +47,7 @@ def main(use_gpu, binary, feature_transform, mpi, average_every, rbm_in, feats_r
         comm = Communicator()
         rank, size = comm.rank, comm.size
         nlog.setup(click.get_current_context().info_name, verbose, rank, size)
-    try:
+    with (comm.abort_on_failure() if comm is not None else contextlib.nullcontext()):
         net = read_nnet(rbm_in, xp=device_xp())
         transform = read_nnet(feature_transform) if feature_transform else None
         feats = job_substitute(feats_rspecifier, rank + 1) if mpi else feats_rspecifier
@@ -75,9 +74,3 @@ def main(use_gpu, binary, feature_transform, mpi, average_every, rbm_in, feats_r
                  " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         if comm is not None:
             comm.barrier()
-    except BaseException as exc:
-        if comm is None or comm.size == 1 or (isinstance(exc, SystemExit) and not exc.code):
-            raise
-        log.error("rank %d failed: %s", rank, exc if isinstance(exc, NnetavgError) else f"{exc.__class__.__name__}: {exc}")
-        sys.stderr.flush()
-        comm.abort(1)

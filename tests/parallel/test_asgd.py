@@ -150,3 +150,77 @@ def test_preempted_server_resumes_every_minibatch_applied_once(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "resuming from" in again.stderr
     assert int(re.search(r"server gradients-applied=(\d+)", again.stderr).group(1)) == total
+
+
+@pytest.mark.parametrize("extra", [[], ["--momentum=0.7"], ["--l2-penalty=0.002"], ["--momentum=0.5", "--l2-penalty=0.001"]])
+def test_one_worker_equals_nnet_train_simple_with_momentum_and_l2(data, extra):
+    """With one worker the asynchronous run is synchronous SGD: the server applies the worker's
+    gradients in order with nnet1's momentum and L2, so its last iterate equals nnet-train-simple's
+    model for the same options and data order. Momentum and L2 must change the model."""
+    import numpy as np
+    from nnetavg.io.nnet1 import read_nnet
+    name = "_".join(a.split("=")[0].strip("-") + a.split("=")[1] for a in extra) or "plain"
+    common = ["--minibatch-size=32", "--randomizer-size=256", "--learn-rate=0.01", *extra]
+    p = asgd(2, data, data / f"one_{name}", "--averaged-sgd=false", "--lr-schedule=constant", *extra)
+    assert p.returncode == 0, p.stderr
+    run_cmd(["nnet-train-simple", *common, f"{data}/0.nnet", f"scp:{data}/a1/feats.scp", f"ark:{data}/a1/ali.ark",
+             str(data / f"simple_{name}")])
+    a, b = read_nnet(str(data / f"one_{name}")).params, read_nnet(str(data / f"simple_{name}")).params
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+    if extra:
+        plain = read_nnet(str(data / "simple_plain")).params if (data / "simple_plain").exists() else None
+        if plain is not None:
+            assert np.abs(a - plain).max() > 1e-3  # the options really acted
+
+
+def test_chunk_search_starts_from_the_previous_rate_over_0618(monkeypatch):
+    """CNTK's first candidate for a new chunk is the previous rate / 0.618 (not / 0.618^2): with a
+    search that accepts its first candidate the rate grows at most 1.618x per chunk."""
+    import numpy as np
+    from nnetavg.parallel import asgd_training
+    from nnetavg.train.lr_search import SearchResult
+    from nnetavg.train.schedules import ConstantRate
+
+    tried = []
+
+    def accept_first(net, x, t, start_lr, minibatch, seed=0, max_lr=float("inf")):
+        tried.append(start_lr)
+        return SearchResult(min(start_lr, max_lr), 1.0, 0.9, 1)
+
+    monkeypatch.setattr(asgd_training, "search_learning_rate", accept_first)
+    search = asgd_training.ChunkRateSearch.__new__(asgd_training.ChunkRateSearch)
+    search.x, search.t = np.zeros((100, 2), np.float32), np.zeros(100, np.int32)
+    search.n, search.minibatch, search.max_lr = 20, 4, 100.0
+    search.schedule = ConstantRate(0.01)
+    for i in range(4):
+        search(i, None)
+    np.testing.assert_allclose(tried, [0.01, 0.01 / 0.618, 0.01 / 0.618 ** 2, 0.01 / 0.618 ** 3], rtol=1e-12)
+    assert all(b / a < 1.62 for a, b in zip(tried, tried[1:]))
+
+
+def test_asgd_default_cv_check_reaches_the_polyak_phase(tmp_path):
+    """The command's default --cv-check-every compares average and current model during the pass
+    (every 200 updates), so a run with CV data switches to the Polyak average once the average wins
+    (with the old default, 0, it never could)."""
+    for j in (1, 2):
+        make_labelled_data(tmp_path, num_utts=200, seed=j, name=f"a{j}")
+    make_labelled_data(tmp_path, num_utts=12, seed=99, name="cv")
+    run_cmd(["nnet-init", "--input-dim=6", "--output-dim=5", "--hidden-layers=1", "--hidden-dim=24", f"{tmp_path}/0.nnet"])
+    p = asgd(3, tmp_path, tmp_path / "polyak", f"--cv-feats=scp:{tmp_path}/cv/feats.scp",
+             f"--cv-ali=ark:{tmp_path}/cv/ali.ark", "--asgd-eta=0.2", "--learn-rate=0.05")
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"the average .* beats the current model .* after (\d+) minibatches; plain Polyak", p.stderr)
+    assert m and int(m.group(1)) % 200 == 0, p.stderr  # at one of the default checks
+
+
+@pytest.mark.parametrize("device", ["cupy"])
+def test_asgd_use_gpu_reaches_the_device_path(data, device):
+    """--use-gpu yes: every rank's model is a CuPy array (the server's update and the workers'
+    steps run on the GPU, messages staged through the host). Skipped without a usable GPU."""
+    from tests.conftest import _cupy_or_reason
+    cupy, reason = _cupy_or_reason()
+    if cupy is None:
+        pytest.skip(reason)
+    p = asgd(3, data, data / "gpu", "--use-gpu=yes", "--verbose=1")
+    assert p.returncode == 0, p.stderr
+    assert "server gradients-applied=" in p.stderr and (data / "gpu").exists()

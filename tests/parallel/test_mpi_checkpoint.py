@@ -83,7 +83,15 @@ def test_kill_9_mid_epoch_resumes_from_last_epoch(setup):
     run_cmd(command(d, ref, "allreduce"))
     out, ck = f"{d}/out.kill.nnet", f"{d}/ck.kill"
     args = command(d, out, "allreduce", ["--checkpoint", ck])
-    rc, text = start_and_interrupt(args, ["epoch 1/3", "progress"], lambda pids: os.kill(pids[0], signal.SIGKILL))
+    def kill_after_epoch_1(pids):  # log lines of the ranks can arrive out of order: wait for the checkpoint itself
+        import time
+        for _ in range(200):
+            if os.path.exists(f"{ck}/state.json"):
+                break
+            time.sleep(0.05)
+        os.kill(pids[0], signal.SIGKILL)
+
+    rc, text = start_and_interrupt(args, ["epoch 1/3", "progress"], kill_after_epoch_1)
     assert rc != 0 and not os.path.exists(out), text
     p = run_cmd(args)
     assert "resuming from" in p.stderr and "1 epochs done" in p.stderr, p.stderr

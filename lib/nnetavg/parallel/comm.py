@@ -22,12 +22,19 @@ Mixing patterns, for N ranks with parameter vectors x_i (round t counts mixes, f
 CuPy buffers are staged through a host buffer unless ``cuda_aware`` is set (then mpi4py hands
 device pointers to a CUDA-aware MPI directly).
 
+Point-to-point messages (the parameter server of :mod:`nnetavg.parallel.server`): :meth:`send`,
+:meth:`recv`, :meth:`probe` and :meth:`isend`, with device arrays staged through host buffers as
+for mixing, and :data:`ANY` for any source or tag. No other module touches mpi4py or names an
+MPI constant.
+
 Failures: :meth:`Communicator.abort` ends every rank (``MPI_Abort``), so one rank's exception never
-leaves the others waiting in a collective.
+leaves the others waiting in a collective; :meth:`Communicator.abort_on_failure` is the one place
+that turns an exception on any rank into that (used by every MPI command).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -42,6 +49,7 @@ from nnetavg.parallel.bmuf import BlockMomentum, default_block_momentum
 log = logging.getLogger(__name__)
 
 MIXING_CHOICES = ("allreduce", "butterfly", "ring", "bmuf")
+ANY = -1   # any source / any tag in recv and probe
 
 
 class Communicator:
@@ -83,6 +91,72 @@ class Communicator:
             sys.stderr.flush()
             time.sleep(0.5)
             self.comm.Abort(code)
+
+    @contextlib.contextmanager
+    def abort_on_failure(self, preempted_exit: int | None = None):
+        """Around a command's work: an exception on any rank is logged with the rank and ends
+        every rank (exit 1); a ``SystemExit`` with status 0 or ``preempted_exit`` passes, and with
+        a single process every exception passes (the command reports it as any command does)."""
+        try:
+            yield
+        except BaseException as exc:
+            if self.size == 1 or (isinstance(exc, SystemExit) and exc.code in (0, None, preempted_exit)):
+                raise
+            if isinstance(exc, SystemExit):
+                msg = f"exit status {exc.code}"
+            else:
+                msg = str(exc) if isinstance(exc, NnetavgError) else f"{exc.__class__.__name__}: {exc}"
+            log.error("rank %d failed: %s", self.rank, msg)
+            if not isinstance(exc, (NnetavgError, SystemExit, KeyboardInterrupt)):
+                import traceback  # noqa: PLC0415
+                traceback.print_exc()
+            sys.stderr.flush()
+            self.abort(1)
+            sys.exit(1)
+
+    # ------------------------------------------------------------------ point to point
+    def _mpi_any(self, value: int, kind: str) -> int:
+        if value != ANY:
+            return value
+        return self.MPI.ANY_SOURCE if kind == "source" else self.MPI.ANY_TAG
+
+    def send(self, buf, dest: int, tag: int) -> None:
+        """Blocking send of an array (device arrays are staged through the host)."""
+        self.comm.Send(self._as_host(buf), dest=dest, tag=tag)
+
+    def isend(self, buf, dest: int, tag: int):
+        """Non-blocking send of a host array; returns a handle with ``free()`` (the message is sent
+        even when nobody waits for it)."""
+        req = self.comm.Isend(np.ascontiguousarray(buf), dest=dest, tag=tag)
+        return _Request(req)
+
+    def recv(self, buf, source: int = ANY, tag: int = ANY) -> tuple[int, int]:
+        """Receives into ``buf`` (a message no larger than it); returns (source, tag)."""
+        status = self.MPI.Status()
+        host = buf if isinstance(buf, np.ndarray) or self.cuda_aware else self._host_like(buf)
+        self.comm.Recv(host, source=self._mpi_any(source, "source"), tag=self._mpi_any(tag, "tag"), status=status)
+        self._stage_in(buf, host)
+        return status.Get_source(), status.Get_tag()
+
+    def probe(self, source: int = ANY, tag: int = ANY) -> tuple[int, int, int]:
+        """Waits for a message; returns (source, tag, size in bytes) without receiving it."""
+        status = self.MPI.Status()
+        self.comm.Probe(source=self._mpi_any(source, "source"), tag=self._mpi_any(tag, "tag"), status=status)
+        return status.Get_source(), status.Get_tag(), status.Get_count(self.MPI.BYTE)
+
+    def discard(self, source: int, tag: int, nbytes: int) -> None:
+        """Receives and drops a probed message of ``nbytes`` bytes."""
+        self.comm.Recv([np.empty(max(nbytes, 1), np.uint8), nbytes, self.MPI.BYTE], source=source, tag=tag)
+
+    def _as_host(self, buf):
+        if isinstance(buf, np.ndarray) or self.cuda_aware:
+            return buf
+        return to_numpy(buf)
+
+    def _host_like(self, buf):
+        if self._host is None or self._host.shape != buf.shape or self._host.dtype != buf.dtype:
+            self._host = np.empty(buf.shape, dtype=buf.dtype)
+        return self._host
 
     # ------------------------------------------------------------------ device staging
     def _stage_out(self, buf):
@@ -154,6 +228,14 @@ class Communicator:
             raise NnetavgError(f"unknown mixing method {method!r}")
         self.mixes += 1
         self.seconds += time.perf_counter() - t0
+
+
+class _Request:
+    def __init__(self, req):
+        self._req = req
+
+    def free(self) -> None:
+        self._req.Free()
 
 
 class PeriodicMixer:

@@ -63,7 +63,7 @@ class IterateAverager:
                 "updates": np.array(self.updates)}
 
     def load_state(self, state: dict) -> None:
-        self.avg[...] = state["avg"]
+        self.avg[...] = self.nnet.xp.asarray(state["avg"])
         self.polyak, self.count, self.updates = bool(state["polyak"]), int(state["count"]), int(state["updates"])
 
     def swap(self) -> None:

@@ -132,6 +132,7 @@ class Trainer:
         self.resume_stats: tuple[int, float, int] | None = None
         self.expected_frames: int | None = None  # frames of the pass, for the progress bar's time left
         self.last_lr = self.schedule.learning_rate(0, 0)
+        self.last_step: tuple[int, float, int] = (0, 0.0, 0)   # frames, loss sum, correct of the last minibatch
         if opts.max_change < 0 or opts.max_param_change < 0:
             raise NnetavgError("--max-change and --max-param-change must be >= 0 (0: no limit)")
         self._limiter = ChangeLimiter(nnet, opts.max_change, opts.max_param_change) \
@@ -158,6 +159,7 @@ class Trainer:
             self._limiter.after(self.minibatch)
         self.minibatch += 1
         self.frames_seen += x_host.shape[0]
+        self.last_step = (x_host.shape[0], loss, correct)   # for after-minibatch hooks
         if self.after_minibatch is not None:
             self.after_minibatch(self.minibatch, self.nnet)
         return loss, correct

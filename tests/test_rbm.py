@@ -146,3 +146,46 @@ def test_rbm_training_on_two_mpi_ranks(tmp_path):
     mses = re.findall(r"iteration 2/2 reconstruction-mse=(\S+)", p.stderr)
     assert len(set(mses)) == 1  # both ranks report the all-reduced figure
     assert read_nnet(str(tmp_path / "r1")).components[0].visible_type == "gauss"
+
+
+def _exploding_gauss_rbm():
+    """A Gaussian-Bernoulli RBM with huge weights: its reconstructions are far wider than the data."""
+    net = new_rbm(6, 8, "gauss", "bern", param_stddev=3.0, seed=2)
+    return net
+
+
+def test_explosion_guard_rate_cut_lasts_until_the_next_schedule_step():
+    """nnet1 cuts the rate by 0.9 on an explosion, in the RBM's own copy of the options, and the
+    next momentum-schedule step sets lr = learn_rate (1 - m) afresh: the cuts do not compound
+    across schedule steps. Every minibatch, skipped or not, reaches the after-minibatch hook (so
+    MPI ranks mix in step) and counts its frames."""
+    calls = []
+    net = _exploding_gauss_rbm()
+    opts = RbmTrainOptions(learn_rate=0.01, momentum=0.5, momentum_max=0.9, momentum_steps=4,
+                           momentum_step_period=100, minibatch_size=50, with_bug=False)
+    tr = RbmTrainer(net, opts, after_minibatch=lambda m, n: calls.append(m))
+    x = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float32) * 0.1
+    tr.step(x)  # schedule step n=0: lr = 0.01 (1 - 0.5); then an explosion: x 0.9
+    assert tr.explosions == 1 and tr.lr == pytest.approx(0.01 * 0.5 * 0.9)
+    tr.step(x)  # same schedule step (50 frames < 100): the cut stays, maybe cut again
+    assert tr.lr == pytest.approx(0.01 * 0.5 * 0.9 ** tr.explosions)
+    before = tr.explosions
+    tr.step(x)  # 100 frames seen: schedule step n=1 sets lr = 0.01 (1 - 0.6), then any new cut
+    assert tr.lr == pytest.approx(0.01 * (1 - 0.6) * 0.9 ** (tr.explosions - before))
+    assert calls == [1, 2, 3] and tr.frames_seen == 150 and tr.minibatch == 3
+
+
+def test_reconstruction_error_is_half_the_squared_error():
+    """nnet1's MseProgress reports 0.5 |v0 - v1|^2 (per frame in the logs): one step's error,
+    recomputed from the same hidden draw, is half the squared error of the reconstruction."""
+    rng = np.random.default_rng(5)
+    x = (rng.random((40, 10)) < 0.3).astype(np.float32)
+    net = new_rbm(10, 5, "bern", "bern", seed=3)
+    r = net.components[0]
+    W, bv, bh = (np.array(r.param(k), np.float64) for k in ("weight", "visible_bias", "hidden_bias"))
+    opts = RbmTrainOptions(minibatch_size=40)
+    e = RbmTrainer(net, opts).step(x)
+    u = np.random.default_rng(opts.randomizer_seed + 1).random((40, 5), dtype=np.float32)
+    hs = ((1 / (1 + np.exp(-(x.astype(np.float64) @ W.T + bh)))) > u).astype(np.float64)
+    v1 = 1 / (1 + np.exp(-(hs @ W + bv)))
+    assert e == pytest.approx(0.5 * ((x - v1) ** 2).sum(), rel=1e-4)

@@ -24,8 +24,12 @@ CD-1 on a minibatch v0 (N frames, frame-shuffled)::
     db_h = mom db_h + (lr/N) sum(h0 - h1);                   b_h += db_h
 
 Guard against exploding Gaussian RBMs (nnet1): when ``2 std(v0) < std(v1)`` (over all matrix
-elements), W, b_v and b_h are scaled by ``std(v0)/std(v1)``, the learning rate by 0.9, the momentum
-buffers are zeroed and the update is skipped, with a warning.
+elements), W, b_v and b_h are scaled by ``std(v0)/std(v1)``, the learning rate by 0.9 until the
+next step of the momentum schedule sets it afresh (as nnet1's ``Rbm::RbmUpdate`` changes the
+RBM's own copy of the options), the momentum buffers are zeroed and the update is skipped, with a
+warning; the minibatch still counts (frames, error, the after-minibatch hook).
+
+The reconstruction error reported is nnet1's ``MseProgress``: half the squared error, per frame.
 
 Learning rate and momentum (nnet1, defaults): with ``n = frames_seen // momentum_step_period``
 (500000 frames) and ``m_n = momentum + n (momentum_max - momentum) / momentum_steps`` (0.5 to 0.9
@@ -156,11 +160,11 @@ class RbmTrainer:
         if n > self._step_n:
             self._step_n = n
             m = min(o.momentum_max, o.momentum + n * (o.momentum_max - o.momentum) / max(o.momentum_steps, 1))
-            self.lr = o.learn_rate * (1 - m) * (0.9 ** self.explosions)
+            self.lr = o.learn_rate * (1 - m)
             self.mom = o.momentum_max if o.with_bug else m
 
     def step(self, v0_host: np.ndarray) -> float:
-        """One CD-1 update; returns the summed squared reconstruction error."""
+        """One CD-1 update; returns half the summed squared reconstruction error (nnet1's)."""
         self._schedule()
         xp = self.net.xp
         r, d, o = self.rbm, self.delta, self.opts
@@ -180,21 +184,9 @@ class RbmTrainer:
         h1 = v1 @ W.T + bh                                                             # (8)
         if r.hidden_type == "bern":
             h1 = sigmoid(h1)
-        err = float(((v0 - v1) ** 2).sum())
-        if r.visible_type == "gauss":
-            s0, s1 = float(v0.std()), float(v1.std())
-            if 2 * s0 < s1:
-                scale = s0 / s1
-                for p in (W, bv, bh):
-                    p *= scale
-                self._delta_flat[...] = 0
-                self.explosions += 1
-                self.lr *= 0.9
-                log.warning("RBM: danger of weight explosion (std of reconstruction %.3g > 2 x std of data %.3g); "
-                            "shrinking the parameters by %.3g and the learning rate to %.3g", s1, s0, scale, self.lr)
-                self.frames_seen += n
-                self.minibatch += 1
-                return err
+        err = 0.5 * float(((v0 - v1) ** 2).sum())
+        if r.visible_type == "gauss" and self._exploding(v0, v1):
+            return self._done(n, err)
         lr_n = self.lr / n
         d["weight"] *= self.mom                                                        # (9)
         d["weight"] += lr_n * (h0.T @ v0 - h1.T @ v1)
@@ -204,11 +196,31 @@ class RbmTrainer:
         d["hidden_bias"] *= self.mom
         d["hidden_bias"] += lr_n * (h0 - h1).sum(axis=0)
         self.net.params += self._delta_flat
+        return self._done(n, err)
+
+    def _done(self, n: int, err: float) -> float:
         self.frames_seen += n
         self.minibatch += 1
         if self.after_minibatch is not None:
             self.after_minibatch(self.minibatch, self.net)
         return err
+
+    def _exploding(self, v0, v1) -> bool:
+        """nnet1's guard for Gaussian visible units (see the module docstring); True: skip the update."""
+        s0, s1 = float(v0.std()), float(v1.std())
+        if not 2 * s0 < s1:
+            return False
+        scale = s0 / s1
+        r = self.rbm
+        for p in (r.params["weight"], r.params["visible_bias"], r.params["hidden_bias"]):
+            p *= scale
+        self._delta_flat[...] = 0
+        self.explosions += 1
+        self.lr *= 0.9
+        log.warning("RBM: danger of weight explosion (std of reconstruction %.3g > 2 x std of data %.3g); "
+                    "shrinking the parameters by %.3g and the learning rate to %.3g until the next schedule step",
+                    s1, s0, scale, self.lr)
+        return True
 
     def train_pass(self, feats_rspecifier: str, transform: Network | None, counts: dict | None = None,
                    seed_offset: int = 0) -> tuple[int, float]:

@@ -34,7 +34,8 @@ from nnetavg.log import kv
 from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator, PeriodicMixer
 from nnetavg.fileutil import atomic_output
-from nnetavg.train.checkpoint import Preempted, checkpoint_arrays, load_checkpoint, restore_position, write_npz
+from nnetavg.train.checkpoint import (Preempted, checkpoint_arrays, load_checkpoint, restore_position, substate,
+                                      write_npz)
 from nnetavg.train.schedules import NewbobSchedule, exponential_rate
 from nnetavg.train.trainer import Trainer, TrainOptions, evaluate
 
@@ -145,7 +146,7 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
         state, ck = resumed
         start_epoch, skip = state["epochs"], bool(state["mid_epoch"])
         nnet.params[...] = nnet.xp.asarray(ck["params"])
-        optimizer.load_state({k[4:]: v for k, v in ck.items() if k.startswith("opt.")})
+        optimizer.load_state(substate(ck, "opt."))
         comm.mixes = int(ck["mixes"])
         mixer.load_state(ck)
         reports = [EpochReport(**r) for r in state["reports"]]

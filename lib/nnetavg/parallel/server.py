@@ -45,7 +45,7 @@ from nnetavg.log import kv
 from nnetavg.nnet.components import AffineTransform, Component
 from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator
-from nnetavg.train.checkpoint import Preempted, load_checkpoint, write_npz
+from nnetavg.train.checkpoint import Preempted, load_checkpoint, prefixed, substate, write_npz
 from nnetavg.train.iterate_averaging import IterateAverager
 from nnetavg.train.optim import SGDOptions
 from nnetavg.train.trainer import ChangeLimiter, Trainer, TrainOptions
@@ -221,8 +221,8 @@ class Server:
             return False
         self.nnet.params[...] = self.nnet.xp.asarray(state["params"])
         if self.averager is not None and "avg.avg" in state:
-            self.averager.load_state({k[4:]: v for k, v in state.items() if k.startswith("avg.")})
-        self.update.load_state({k[4:]: v for k, v in state.items() if k.startswith("upd.")})
+            self.averager.load_state(substate(state, "avg."))
+        self.update.load_state(substate(state, "upd."))
         st = self.st
         st.applied[:] = state["applied"]
         st.version, st.frames, st.loss, st.correct, st.chunk = (int(state["version"]), int(state["frames"]),
@@ -242,8 +242,8 @@ class Server:
         if hasattr(self.schedule, "rate"):
             arrays["rate"] = np.array(self.schedule.rate)
         if self.averager is not None:
-            arrays.update({f"avg.{k}": to_numpy(v) for k, v in self.averager.state().items()})
-        arrays.update({f"upd.{k}": v for k, v in self.update.state().items()})
+            arrays.update(prefixed("avg.", self.averager.state()))
+        arrays.update(prefixed("upd.", self.update.state()))
         self.ckpt.save(arrays)
 
     # -- serving

@@ -64,8 +64,7 @@ class PreemptionFlag:
 
 
 def optimizer_state(optimizer) -> dict[str, np.ndarray]:
-    state = optimizer.state() if hasattr(optimizer, "state") else {}
-    return {f"opt.{k}": to_numpy(v) for k, v in state.items()}
+    return prefixed("opt.", optimizer.state() if hasattr(optimizer, "state") else {})
 
 
 def write_npz(path: str, arrays: dict) -> None:
@@ -83,46 +82,38 @@ def load_checkpoint(path: str, what: str = "checkpoint") -> dict[str, np.ndarray
         raise NnetavgError(f"cannot read {what} {path}: {exc}") from None
 
 
+def substate(state: dict, prefix: str) -> dict:
+    """The entries of ``state`` under ``prefix`` (e.g. ``"opt."``), with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def prefixed(prefix: str, state: dict) -> dict:
+    """``state`` with every key under ``prefix``, as host arrays (the inverse of :func:`substate`)."""
+    return {f"{prefix}{k}": to_numpy(v) for k, v in state.items()}
+
+
 def checkpoint_arrays(nnet, optimizer, trainer=None, pass_stats=None, minibatches_in_pass: int = 0) -> dict:
     """Parameters and optimizer state; with ``trainer``, also its counters and the position and
-    objective sums of the pass in progress."""
-    arrays = {"params": to_numpy(nnet.params), **optimizer_state(optimizer)}
+    objective sums of the pass in progress (:meth:`~nnetavg.train.trainer.Trainer.state_dict`)."""
     if trainer is not None:
-        arrays.update({
-            "trainer.minibatch": np.array(trainer.minibatch),
-            "trainer.frames_seen": np.array(trainer.frames_seen),
-            "pass.minibatches": np.array(minibatches_in_pass),
-            "pass.frames": np.array(pass_stats.frames),
-            "pass.loss_sum": np.array(pass_stats.loss_sum),
-            "pass.correct": np.array(pass_stats.correct),
-        })
-    return arrays
+        return trainer.state_dict(pass_stats, minibatches_in_pass)
+    return {"params": to_numpy(nnet.params), **optimizer_state(optimizer)}
 
 
 def save_checkpoint(path: str, trainer, pass_stats, minibatches_in_pass: int) -> None:
-    write_npz(path, checkpoint_arrays(trainer.nnet, trainer.optimizer, trainer, pass_stats, minibatches_in_pass))
+    write_npz(path, trainer.state_dict(pass_stats, minibatches_in_pass))
 
 
 def restore_position(trainer, ckpt: dict) -> int:
     """The trainer's counters and the pass's objective sums from the checkpoint; returns the
     minibatches of the pass to skip."""
-    trainer.minibatch = int(ckpt["trainer.minibatch"])
-    trainer.frames_seen = int(ckpt["trainer.frames_seen"])
-    trainer.resume_stats = (int(ckpt["pass.frames"]), float(ckpt["pass.loss_sum"]), int(ckpt["pass.correct"]))
-    return int(ckpt["pass.minibatches"])
+    return trainer.load_state_dict(ckpt, params_and_optimizer=False)
 
 
 def restore(trainer, ckpt: dict, path: str = "checkpoint") -> int:
     """Puts the whole checkpoint (parameters, optimizer state, position) into ``trainer``; returns
     the minibatches of the pass to skip."""
-    params = ckpt["params"]
-    if params.shape != tuple(trainer.nnet.params.shape):
-        raise NnetavgError(f"{path}: has {params.size} parameters, the model has {trainer.nnet.params.size}")
-    trainer.nnet.params[...] = trainer.nnet.xp.asarray(params)
-    opt = {k[4:]: v for k, v in ckpt.items() if k.startswith("opt.")}
-    if opt:
-        trainer.optimizer.load_state(opt)
-    return restore_position(trainer, ckpt)
+    return trainer.load_state_dict(ckpt, path=path)
 
 
 def remove(path: str) -> None:

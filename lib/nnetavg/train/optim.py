@@ -35,6 +35,7 @@ from nnetavg.nnet.components import AffineTransform, Component
 from nnetavg.errors import NnetavgError
 from nnetavg.nnet.network import Network
 from nnetavg.train import natural_gradient as ngmod
+from nnetavg.train.checkpoint import substate
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class NGSGD(SGD):
         for i, sides in self.pre.items():
             for side, p in zip(("in", "out"), sides):
                 prefix = f"{i}.{side}."
-                part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+                part = substate(state, prefix)
                 if "t" not in part:
                     raise NnetavgError(f"natural-gradient state has nothing for component {i + 1} ({side})")
                 if int(part["t"]) and part["W"].shape[1] != (self.nnet.components[i].input_dim + 1 if side == "in"

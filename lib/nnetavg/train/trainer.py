@@ -34,7 +34,7 @@ from typing import Callable
 
 import numpy as np
 
-from nnetavg.backend import get_array_module, to_device
+from nnetavg.backend import get_array_module, to_device, to_numpy
 from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.data.utterances import DataStats, labelled_utterances
 from nnetavg.errors import NnetavgError, ObjectiveError
@@ -137,6 +137,36 @@ class Trainer:
             raise NnetavgError("--max-change and --max-param-change must be >= 0 (0: no limit)")
         self._limiter = ChangeLimiter(nnet, opts.max_change, opts.max_param_change) \
             if (opts.max_change or opts.max_param_change) else None
+
+    # ------------------------------------------------------------------ state (checkpoints)
+    def state_dict(self, pass_stats: "PassStats | None" = None, minibatches_in_pass: int = 0) -> dict:
+        """Everything a checkpoint needs to continue exactly: parameters, optimizer state
+        (``opt.*``), the counters that drive the schedules, and the position and objective sums of
+        the pass in progress. Host arrays, ready for :func:`~nnetavg.train.checkpoint.write_npz`."""
+        from nnetavg.train.checkpoint import optimizer_state  # noqa: PLC0415  (checkpoint imports us)
+        stats = pass_stats if pass_stats is not None else PassStats()
+        return {"params": to_numpy(self.nnet.params), **optimizer_state(self.optimizer),
+                "trainer.minibatch": np.array(self.minibatch), "trainer.frames_seen": np.array(self.frames_seen),
+                "pass.minibatches": np.array(minibatches_in_pass), "pass.frames": np.array(stats.frames),
+                "pass.loss_sum": np.array(stats.loss_sum), "pass.correct": np.array(stats.correct)}
+
+    def load_state_dict(self, state: dict, path: str = "checkpoint", params_and_optimizer: bool = True) -> int:
+        """The inverse of :meth:`state_dict`; returns the minibatches of the pass to skip.
+        ``params_and_optimizer=False``: only the counters and the pass position (the caller has
+        loaded the rest)."""
+        from nnetavg.train.checkpoint import substate  # noqa: PLC0415
+        if params_and_optimizer:
+            params = state["params"]
+            if params.shape != tuple(self.nnet.params.shape):
+                raise NnetavgError(f"{path}: has {params.size} parameters, the model has {self.nnet.params.size}")
+            self.nnet.params[...] = self.nnet.xp.asarray(params)
+            opt = substate(state, "opt.")
+            if opt:
+                self.optimizer.load_state(opt)
+        self.minibatch = int(state["trainer.minibatch"])
+        self.frames_seen = int(state["trainer.frames_seen"])
+        self.resume_stats = (int(state["pass.frames"]), float(state["pass.loss_sum"]), int(state["pass.correct"]))
+        return int(state["pass.minibatches"])
 
     def step(self, x_host: np.ndarray, t_host: np.ndarray) -> tuple[float, int]:
         """One minibatch: forward, objective, backward with updates. Returns (loss sum, correct)."""

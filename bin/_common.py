@@ -121,6 +121,18 @@ def binary_option(f):
                         help="Write in binary mode (false: text)")(f)
 
 
+def feature_transform_option(help_text: str = "nnet1 network applied to each utterance first"):
+    """``--feature-transform`` (declared once for every command that takes it)."""
+    return click.option("--feature-transform", type=str, default="", help=help_text)
+
+
+def length_tolerance_option(f):
+    from nnetavg.data.utterances import LENGTH_TOLERANCE  # noqa: PLC0415
+    return click.option("--length-tolerance", type=int, default=LENGTH_TOLERANCE, show_default=True,
+                        help="Frames of feature/alignment length difference tolerated (the longer is truncated); "
+                             "more is skipped")(f)
+
+
 def dataclass_options(cls):
     """Click options for every field of the dataclass ``cls`` (defaults and help declared once,
     in the dataclass); the command receives them as ordinary keyword arguments."""

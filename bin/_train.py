@@ -9,7 +9,7 @@ import sys
 import click
 
 from nnetavg.backend import device_xp
-from nnetavg.bin._common import binary_option, dataclass_options, fail, use_gpu_option
+from nnetavg.bin._common import binary_option, dataclass_options, fail, feature_transform_option, use_gpu_option
 from nnetavg.data.utterances import DataStats
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import count_rows
@@ -27,7 +27,7 @@ def trainer_arguments(f):
     """Options and positional arguments of every trainer command (declared once)."""
     for deco in reversed([
         use_gpu_option, binary_option, dataclass_options(TrainOptions), dataclass_options(SGDOptions),
-        click.option("--feature-transform", type=str, default="", help="nnet1 network applied to each utterance first"),
+        feature_transform_option(),
         click.option("--checkpoint", type=str, default="",
                      help="Exact-resume file (.npz; nnet-train-mpi: a directory, also written after every epoch): "
                           "written when a preemption signal arrives, resumed from when it exists"),

@@ -13,7 +13,7 @@ import logging
 import click
 
 from nnetavg.backend import device_xp
-from nnetavg.bin._common import fail, kaldi_command, use_gpu_option
+from nnetavg.bin._common import fail, feature_transform_option, kaldi_command, length_tolerance_option, use_gpu_option
 from nnetavg.data.utterances import DataStats
 from nnetavg.io.nnet1 import read_nnet
 from nnetavg.log import kv
@@ -24,8 +24,8 @@ log = logging.getLogger("nnetavg.bin")
 
 @kaldi_command(help=__doc__)
 @use_gpu_option
-@click.option("--feature-transform", type=str, default="", help="nnet1 network applied to each utterance first")
-@click.option("--length-tolerance", type=int, default=5, show_default=True)
+@feature_transform_option()
+@length_tolerance_option
 @click.argument("model")
 @click.argument("feats_rspecifier")
 @click.argument("ali_rspecifier")

@@ -11,7 +11,7 @@ import logging
 
 import click
 
-from nnetavg.bin._common import fail, kaldi_command
+from nnetavg.bin._common import fail, kaldi_command, length_tolerance_option
 from nnetavg.data.egs import copy_egs
 from nnetavg.data.split import read_list
 from nnetavg.io.tables import MATRIX, SequentialReader
@@ -22,7 +22,7 @@ log = logging.getLogger("nnetavg.bin")
 @kaldi_command(help=__doc__)
 @click.option("--utt-list", type=str, default="", help="Utterances to copy, in this order (default: all, in feature order)")
 @click.option("--num-pdfs", type=int, default=0, help="Check pdf ids are below this (0: no check)")
-@click.option("--length-tolerance", type=int, default=5, show_default=True)
+@length_tolerance_option
 @click.argument("feats_rspecifier")
 @click.argument("ali_rspecifier")
 @click.argument("feats_wspecifier")

@@ -13,7 +13,7 @@ import time
 import click
 
 from nnetavg.backend import device_xp, to_numpy
-from nnetavg.bin._common import KALDI_BOOL, fail, kaldi_command, use_gpu_option
+from nnetavg.bin._common import KALDI_BOOL, fail, feature_transform_option, kaldi_command, use_gpu_option
 from nnetavg.io.nnet1 import read_nnet
 from nnetavg.io.tables import MATRIX, VECTOR, SequentialReader, TableWriter, read_single
 from nnetavg.nnet.forward import Forward
@@ -24,7 +24,7 @@ log = logging.getLogger("nnetavg.bin")
 
 @kaldi_command(help=__doc__)
 @use_gpu_option
-@click.option("--feature-transform", default="", help="nnet1 network applied to the features first")
+@feature_transform_option()
 @click.option("--no-softmax", type=KALDI_BOOL, default=False, show_default=True, help="Drop a final <Softmax>, output logits")
 @click.option("--apply-log", type=KALDI_BOOL, default=False, show_default=True, help="Output log(softmax + 1e-20)")
 @click.option("--class-frame-counts", default="", help="Counts of the pdfs (analyze-counts) whose log-priors are subtracted")

@@ -13,7 +13,7 @@ import logging
 import click
 import numpy as np
 
-from nnetavg.bin._common import binary_option, fail, kaldi_command
+from nnetavg.bin._common import binary_option, fail, feature_transform_option, kaldi_command
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.rbm import frames, new_rbm, visible_bias_from_mean
 
@@ -27,7 +27,7 @@ log = logging.getLogger("nnetavg.bin")
 @click.option("--param-stddev", type=float, default=0.1, show_default=True)
 @click.option("--seed", type=int, default=777, show_default=True)
 @click.option("--visible-bias-from", type=str, default="", help="Features rspecifier: visible bias = logit(mean)")
-@click.option("--feature-transform", type=str, default="", help="Applied to --visible-bias-from features")
+@feature_transform_option("Applied to --visible-bias-from features")
 @click.option("--max-utts", type=int, default=10000, show_default=True)
 @click.argument("vis_dim", type=int)
 @click.argument("hid_dim", type=int)

@@ -19,7 +19,7 @@ import click
 
 from nnetavg import log as nlog
 from nnetavg.backend import device_xp
-from nnetavg.bin._common import KALDI_BOOL, binary_option, dataclass_options, fail, kaldi_command, pick, use_gpu_option
+from nnetavg.bin._common import (KALDI_BOOL, binary_option, dataclass_options, fail, feature_transform_option, kaldi_command, pick, use_gpu_option)
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import job_substitute
 from nnetavg.log import kv
@@ -32,7 +32,7 @@ log = logging.getLogger("nnetavg.bin")
 @use_gpu_option
 @binary_option
 @dataclass_options(RbmTrainOptions)
-@click.option("--feature-transform", type=str, default="", help="nnet1 network applied to the features first")
+@feature_transform_option()
 @click.option("--mpi", type=KALDI_BOOL, default=False, show_default=True, help="Train on MPI ranks (under mpiexec)")
 @click.option("--average-every", type=int, default=10, show_default=True, help="With --mpi: average every K minibatches")
 @click.argument("rbm_in")

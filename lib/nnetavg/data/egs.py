@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 
-from nnetavg.data.utterances import DataStats, Warner, check_utterance
+from nnetavg.data.utterances import LENGTH_TOLERANCE, DataStats, Warner, check_utterance
 from nnetavg.io.tables import INT_VECTOR, MATRIX, RandomAccessReader, TableWriter
 from nnetavg.progress import Progress
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def copy_egs(utts: list[str], feats_rspecifier: str, ali_rspecifier: str, feats_wspecifier: str,
-             ali_wspecifier: str, num_pdfs: int = 0, length_tolerance: int = 5) -> DataStats:
+             ali_wspecifier: str, num_pdfs: int = 0, length_tolerance: int = LENGTH_TOLERANCE) -> DataStats:
     feats = RandomAccessReader(feats_rspecifier, MATRIX)
     alis = RandomAccessReader(ali_rspecifier, INT_VECTOR)
     stats = DataStats()

@@ -30,6 +30,8 @@ from nnetavg.io.tables import INT_VECTOR, RandomAccessReader, SequentialReader
 from nnetavg.log import kv
 from nnetavg.nnet.network import Network
 
+LENGTH_TOLERANCE = 5   # frames of feature/alignment length difference tolerated by default (Kaldi: 5)
+
 log = logging.getLogger(__name__)
 
 MAX_WARNINGS = 10
@@ -67,7 +69,7 @@ class Warner:
 
 
 def check_utterance(key: str, feats: np.ndarray, ali: np.ndarray | None, feats_name: str, ali_name: str,
-                    num_pdfs: int, feat_dim: int, stats: DataStats, warn, length_tolerance: int = 5,
+                    num_pdfs: int, feat_dim: int, stats: DataStats, warn, length_tolerance: int = LENGTH_TOLERANCE,
                     dim_owner: str = "the network"):
     """The checks of the table above for one utterance: ``(feats, ali)`` (maybe truncated) when it
     is usable, None when it is skipped (warned and counted); raises on setup errors."""
@@ -103,7 +105,7 @@ def check_utterance(key: str, feats: np.ndarray, ali: np.ndarray | None, feats_n
 
 def labelled_utterances(feats_rspecifier: str, ali_rspecifier: str, num_pdfs: int, input_dim: int,
                         feature_transform: Network | None, stats: DataStats,
-                        length_tolerance: int = 5, shard: tuple[int, int] = (0, 1)
+                        length_tolerance: int = LENGTH_TOLERANCE, shard: tuple[int, int] = (0, 1)
                         ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """``shard = (i, n)`` keeps the utterances whose position in the table is i modulo n (so n
     ranks can share one table)."""

@@ -36,7 +36,7 @@ import numpy as np
 
 from nnetavg.backend import get_array_module, to_device, to_numpy
 from nnetavg.data.randomizer import FrameRandomizer
-from nnetavg.data.utterances import DataStats, labelled_utterances
+from nnetavg.data.utterances import LENGTH_TOLERANCE, DataStats, labelled_utterances
 from nnetavg.errors import NnetavgError, ObjectiveError
 from nnetavg.train.checkpoint import Preempted
 from nnetavg.log import kv
@@ -53,7 +53,7 @@ class TrainOptions:
     minibatch_size: int = dataclasses.field(default=256, metadata={"help": "Frames per minibatch"})
     randomizer_size: int = dataclasses.field(default=32768, metadata={"help": "Frames in the shuffling buffer"})
     randomizer_seed: int = dataclasses.field(default=777, metadata={"help": "Seed of the frame shuffling"})
-    length_tolerance: int = dataclasses.field(default=5, metadata={"help": "Frames of feature/alignment length difference tolerated (the longer is truncated); more is skipped"})
+    length_tolerance: int = dataclasses.field(default=LENGTH_TOLERANCE, metadata={"help": "Frames of feature/alignment length difference tolerated (the longer is truncated); more is skipped"})
     report_period: int = dataclasses.field(default=200000, metadata={"help": "Frames between progress lines in the log"})
     lr_schedule: str = dataclasses.field(default="constant", metadata={"help": "Within the pass: constant | minibatch-decay (lr * decay^t) | xu (lr (1 + a lr t)^-c)"})
     lr_decay: float = dataclasses.field(default=0.999, metadata={"help": "Per-minibatch factor of --lr-schedule=minibatch-decay"})
@@ -306,7 +306,7 @@ class ChangeLimiter:
 
 
 def evaluate(nnet: Network, feats_rspecifier: str, ali_rspecifier: str, feature_transform: Network | None,
-             data_stats: DataStats | None = None, chunk_frames: int = 8192, length_tolerance: int = 5,
+             data_stats: DataStats | None = None, chunk_frames: int = 8192, length_tolerance: int = LENGTH_TOLERANCE,
              shard: tuple[int, int] = (0, 1)) -> PassStats:
     """Cross-entropy and frame accuracy over a whole table (or its ``shard``), without updates."""
     _require_softmax(nnet)

@@ -113,6 +113,127 @@ class MPICheckpoints:
                 os.remove(os.path.join(self.dir, name))
 
 
+class _MpiRun:
+    """The state of one :func:`train_mpi` run: model, optimizer, mixer, between-epoch schedule,
+    checkpoints and the reports so far; one method per phase of an epoch."""
+
+    def __init__(self, comm: Communicator, nnet: Network, optimizer, transform, opts: TrainOptions, mpi: MPIOptions,
+                 cv_feats: str, cv_ali: str, checkpoint_dir: str, stop_requested):
+        self.comm, self.nnet, self.optimizer, self.transform, self.opts, self.mpi = (comm, nnet, optimizer, transform,
+                                                                                      opts, mpi)
+        self.cv_feats, self.cv_ali, self.checkpoint_dir = cv_feats, cv_ali, checkpoint_dir
+        self.mixer = PeriodicMixer(comm, mpi.mixing, mpi.average_every, stop_requested, mpi.block_momentum,
+                                   mpi.block_learning_rate, mpi.nesterov)
+        self.scale_lr = scale_lr_by_world_size(mpi)
+        self.reports: list[EpochReport] = []
+        self.newbob: NewbobSchedule | None = None
+        self.best = None
+        self.ckpts = MPICheckpoints(checkpoint_dir, comm) if checkpoint_dir else None
+        if mpi.epoch_schedule not in ("exponential", "newbob"):
+            raise NnetavgError(f"--epoch-schedule must be exponential or newbob, not {mpi.epoch_schedule!r}")
+        if mpi.epoch_schedule == "newbob" and not cv_feats:
+            raise NnetavgError("--epoch-schedule=newbob needs --cv-feats and --cv-ali")
+
+    def start(self):
+        """Everyone starts from rank 0's model, or from the last complete checkpoint; returns
+        (first epoch, whether it is resumed in mid-epoch, the checkpoint's arrays or None)."""
+        comm, nnet = self.comm, self.nnet
+        comm.bcast_array(nnet.params)
+        self.mixer.start(nnet.params)
+        resumed = self.ckpts.load() if self.ckpts else None
+        if self.mpi.epoch_schedule == "newbob":
+            self.newbob = NewbobSchedule(self.opts.learn_rate, max_iters=self.mpi.num_epochs)
+            if resumed is None:
+                self.newbob.start(self.cv()[0])
+            self.best = nnet.params.copy()
+        if resumed is None:
+            return 0, False, None
+        state, ck = resumed
+        nnet.params[...] = nnet.xp.asarray(ck["params"])
+        self.optimizer.load_state(substate(ck, "opt."))
+        comm.mixes = int(ck["mixes"])
+        self.mixer.load_state(ck)
+        self.reports = [EpochReport(**r) for r in state["reports"]]
+        if self.newbob is not None:
+            self.newbob.state = state["newbob"]
+            self.best[...] = nnet.xp.asarray(ck["best"])
+        mid = bool(state["mid_epoch"])
+        log.info("resuming from %s: %d epochs done%s", self.checkpoint_dir, state["epochs"],
+                 f", {int(ck['pass.minibatches'])} minibatches into epoch {state['epochs'] + 1}" if mid else "")
+        return state["epochs"], mid, ck
+
+    def checkpoint(self, epochs: int, minibatches: int = 0, trainer=None, pass_stats=None) -> None:
+        if self.ckpts is None:
+            return
+        arrays = {**checkpoint_arrays(self.nnet, self.optimizer, trainer, pass_stats, minibatches),
+                  "mixes": np.array(self.comm.mixes), **self.mixer.state()}
+        if self.best is not None:
+            arrays["best"] = to_numpy(self.best)
+        self.ckpts.save(epochs, trainer is not None, arrays,
+                        {"reports": [dataclasses.asdict(r) for r in self.reports],
+                         "newbob": self.newbob.state if self.newbob is not None else None})
+
+    def learning_rate(self, epoch: int) -> float:
+        initial = self.opts.learn_rate
+        final = self.mpi.final_learn_rate or initial
+        if self.newbob is not None:
+            lr = self.newbob.learning_rate()
+        else:
+            lr = exponential_rate(initial, final, epoch, self.mpi.num_epochs) if final != initial else initial
+        return lr * self.comm.size if self.scale_lr else lr
+
+    def train_epoch(self, epoch: int, feats: str, ali: str, lr: float, ck: dict | None, data: DataStats):
+        """This rank's pass with mixing, then the drain; checkpoints and raises :class:`Preempted`
+        when the ranks agreed to stop. Returns the pass's statistics."""
+        comm, mixer = self.comm, self.mixer
+        epoch_opts = dataclasses.replace(self.opts, learn_rate=lr,
+                                         randomizer_seed=self.opts.randomizer_seed + 1000 * comm.rank + epoch)
+        trainer = Trainer(self.nnet, self.optimizer, epoch_opts, after_minibatch=mixer)  # --lr-schedule within
+        skip = restore_position(trainer, ck) if ck is not None else 0  # parameters, optimizer: loaded in start()
+        try:
+            stats = trainer.train_pass(feats, ali, self.transform, data, skip, should_stop=lambda: mixer.stop_agreed)
+        except Preempted as p:
+            self.checkpoint(epoch, p.minibatches_in_pass, trainer, p.stats)
+            raise
+        mixer.drain(self.nnet)
+        if mixer.stop_agreed:  # the others stopped while this rank was draining: its pass is complete
+            self.checkpoint(epoch, trainer.pass_minibatches, trainer, stats)
+            raise Preempted(trainer.pass_minibatches, stats)
+        return stats
+
+    def finish_epoch(self, epoch: int, lr: float, stats, data: DataStats, t0: float, mix0: float) -> None:
+        """Exact average (or BMUF's global model), totals, CV, newbob's decision, the report."""
+        comm, nnet = self.comm, self.nnet
+        self.mixer.end_epoch(nnet.params)
+        tot = comm.allreduce_sum([stats.frames, stats.loss_sum, stats.correct])
+        if not np.isfinite(tot[1]):
+            raise ObjectiveError(f"the training objective is not finite after epoch {epoch + 1}")
+        cv = self.cv() if self.cv_feats else (float("nan"), float("nan"), 0)
+        if self.newbob is not None:   # every rank decides alike: same CV figures after the all-reduce
+            if self.newbob.after_iteration(epoch + 1, cv[0]):
+                self.best[...] = nnet.params
+            else:
+                nnet.params[...] = self.best
+                self.mixer.start(nnet.params, reset_momentum=True)
+                log.info("epoch %d rejected by newbob (CV cross-entropy %.6g); continuing from the best model",
+                         epoch + 1, cv[0])
+        rep = EpochReport(epoch + 1, lr, int(tot[0]), tot[1] / max(tot[0], 1), tot[2] / max(tot[0], 1), cv[0], cv[1],
+                          cv[2], time.perf_counter() - t0, comm.seconds - mix0,
+                          float(nnet.params.astype(np.float64).sum()))
+        self.reports.append(rep)
+        log.info("epoch %d/%d %s data %s", epoch + 1, self.mpi.num_epochs,
+                 kv(learn_rate=lr, train_frames=rep.train_frames, train_cross_entropy=rep.train_cross_entropy,
+                    train_frame_accuracy=rep.train_frame_accuracy, cv_cross_entropy=rep.cv_cross_entropy,
+                    cv_frame_accuracy=rep.cv_frame_accuracy, cv_frames=rep.cv_frames,
+                    seconds=round(rep.seconds, 2), mix_seconds=round(rep.mix_seconds, 3),
+                    mix_fraction=round(rep.mix_seconds / max(rep.seconds, 1e-9), 4), mixes=comm.mixes,
+                    local_frames=stats.frames, params_sum=f"{rep.params_sum:.10g}"), data.summary())
+        self.checkpoint(epoch + 1)
+
+    def cv(self) -> tuple[float, float, int]:
+        return _cv(self.comm, self.nnet, self.cv_feats, self.cv_ali, self.transform)
+
+
 def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str, transform: Network | None,
               opts: TrainOptions, mpi: MPIOptions, cv_feats: str = "", cv_ali: str = "", checkpoint_dir: str = "",
               stop_requested=None) -> list[EpochReport]:
@@ -120,104 +241,17 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
     every epoch and when the ranks agree to stop (``stop_requested()`` on any rank, e.g. a
     preemption signal: :class:`Preempted` is then raised on every rank after the checkpoint); a
     run finds the last complete checkpoint there and continues exactly from it."""
-    mixer = PeriodicMixer(comm, mpi.mixing, mpi.average_every, stop_requested, mpi.block_momentum,
-                          mpi.block_learning_rate, mpi.nesterov)
-    scale_lr = scale_lr_by_world_size(mpi)
-    comm.bcast_array(nnet.params)  # everyone starts from rank 0's model
-    mixer.start(nnet.params)
-    reports: list[EpochReport] = []
-    initial = opts.learn_rate
-    final = mpi.final_learn_rate or initial
-    newbob = None
-    best = None
-    ckpts = MPICheckpoints(checkpoint_dir, comm) if checkpoint_dir else None
-    resumed = ckpts.load() if ckpts else None
-    if mpi.epoch_schedule == "newbob":
-        if not cv_feats:
-            raise NnetavgError("--epoch-schedule=newbob needs --cv-feats and --cv-ali")
-        newbob = NewbobSchedule(initial, max_iters=mpi.num_epochs)
-        if resumed is None:
-            newbob.start(_cv(comm, nnet, cv_feats, cv_ali, transform)[0])
-        best = nnet.params.copy()
-    elif mpi.epoch_schedule != "exponential":
-        raise NnetavgError(f"--epoch-schedule must be exponential or newbob, not {mpi.epoch_schedule!r}")
-    start_epoch, skip, ck = 0, 0, None
-    if resumed is not None:
-        state, ck = resumed
-        start_epoch, skip = state["epochs"], bool(state["mid_epoch"])
-        nnet.params[...] = nnet.xp.asarray(ck["params"])
-        optimizer.load_state(substate(ck, "opt."))
-        comm.mixes = int(ck["mixes"])
-        mixer.load_state(ck)
-        reports = [EpochReport(**r) for r in state["reports"]]
-        if newbob is not None:
-            newbob.state = state["newbob"]
-            best[...] = nnet.xp.asarray(ck["best"])
-        log.info("resuming from %s: %d epochs done%s", checkpoint_dir, start_epoch,
-                 f", {int(ck['pass.minibatches'])} minibatches into epoch {start_epoch + 1}" if skip else "")
-
-    def checkpoint(epochs: int, minibatches: int = 0, trainer=None, pass_stats=None) -> None:
-        if ckpts is None:
-            return
-        arrays = {**checkpoint_arrays(nnet, optimizer, trainer, pass_stats, minibatches), "mixes": np.array(comm.mixes),
-                  **mixer.state()}
-        if best is not None:
-            arrays["best"] = to_numpy(best)
-        ckpts.save(epochs, trainer is not None, arrays, {"reports": [dataclasses.asdict(r) for r in reports],
-                                                 "newbob": newbob.state if newbob is not None else None})
-
+    run = _MpiRun(comm, nnet, optimizer, transform, opts, mpi, cv_feats, cv_ali, checkpoint_dir, stop_requested)
+    start_epoch, mid_epoch, ck = run.start()
     for epoch in range(start_epoch, mpi.num_epochs):
-        if newbob is not None and newbob.state["stop"]:
+        if run.newbob is not None and run.newbob.state["stop"]:
             break
-        t0 = time.perf_counter()
-        mix0 = comm.seconds
-        if newbob is not None:
-            lr = newbob.learning_rate()
-        else:
-            lr = exponential_rate(initial, final, epoch, mpi.num_epochs) if final != initial else initial
-        if scale_lr:
-            lr *= comm.size
-        epoch_opts = dataclasses.replace(opts, learn_rate=lr, randomizer_seed=opts.randomizer_seed + 1000 * comm.rank + epoch)
-        trainer = Trainer(nnet, optimizer, epoch_opts, after_minibatch=mixer)  # --lr-schedule within the epoch
-        epoch_skip = 0
-        if epoch == start_epoch and skip:
-            epoch_skip = restore_position(trainer, ck)  # parameters and optimizer: loaded above
+        t0, mix0 = time.perf_counter(), comm.seconds
+        lr = run.learning_rate(epoch)
         data = DataStats()
-        try:
-            stats = trainer.train_pass(feats, ali, transform, data, epoch_skip, should_stop=lambda: mixer.stop_agreed)
-        except Preempted as p:
-            checkpoint(epoch, p.minibatches_in_pass, trainer, p.stats)
-            raise
-        mixer.drain(nnet)
-        if mixer.stop_agreed:  # the others stopped while this rank was draining: its pass is complete
-            checkpoint(epoch, trainer.pass_minibatches, trainer, stats)
-            raise Preempted(trainer.pass_minibatches, stats)
-        mixer.end_epoch(nnet.params)
-        tot = comm.allreduce_sum([stats.frames, stats.loss_sum, stats.correct])
-        if not np.isfinite(tot[1]):
-            raise ObjectiveError(f"the training objective is not finite after epoch {epoch + 1}")
-        cv = _cv(comm, nnet, cv_feats, cv_ali, transform) if cv_feats else (float("nan"), float("nan"), 0)
-        if newbob is not None:   # every rank decides alike: same CV figures after the all-reduce
-            if newbob.after_iteration(epoch + 1, cv[0]):
-                best[...] = nnet.params
-            else:
-                nnet.params[...] = best
-                mixer.start(nnet.params, reset_momentum=True)
-                log.info("epoch %d rejected by newbob (CV cross-entropy %.6g); continuing from the best model",
-                         epoch + 1, cv[0])
-        rep = EpochReport(epoch + 1, lr, int(tot[0]), tot[1] / max(tot[0], 1), tot[2] / max(tot[0], 1), cv[0], cv[1],
-                          cv[2], time.perf_counter() - t0, comm.seconds - mix0,
-                          float(nnet.params.astype(np.float64).sum()))
-        reports.append(rep)
-        log.info("epoch %d/%d %s data %s", epoch + 1, mpi.num_epochs,
-                 kv(learn_rate=lr, train_frames=rep.train_frames, train_cross_entropy=rep.train_cross_entropy,
-                    train_frame_accuracy=rep.train_frame_accuracy, cv_cross_entropy=rep.cv_cross_entropy,
-                    cv_frame_accuracy=rep.cv_frame_accuracy, cv_frames=rep.cv_frames,
-                    seconds=round(rep.seconds, 2), mix_seconds=round(rep.mix_seconds, 3),
-                    mix_fraction=round(rep.mix_seconds / max(rep.seconds, 1e-9), 4), mixes=comm.mixes,
-                    local_frames=stats.frames, params_sum=f"{rep.params_sum:.10g}"), data.summary())
-        checkpoint(epoch + 1)
-    return reports
+        stats = run.train_epoch(epoch, feats, ali, lr, ck if (epoch == start_epoch and mid_epoch) else None, data)
+        run.finish_epoch(epoch, lr, stats, data, t0, mix0)
+    return run.reports
 
 
 def scale_lr_by_world_size(mpi: MPIOptions) -> bool:

@@ -17,7 +17,8 @@ set -euo pipefail
 # Begin configuration.
 mpi_cmd=mpiexec              # MPI launcher: mpiexec, or "srun --mpi=pmi2" under SLURM
 num_epochs=8                 # epochs (newbob: at most)
-lr_schedule=exponential      # between epochs: exponential | newbob
+epoch_schedule=exponential   # between epochs: exponential | newbob
+lr_schedule=""               # deprecated spelling of --epoch-schedule
 initial_learning_rate=0.008  # effective (per-frame) rate of the first epoch
 final_learning_rate=0.0008   # effective rate of the last epoch
 scale_lr_by_jobs=auto        # rank learning rate = effective rate x number of ranks: true | false |
@@ -40,7 +41,7 @@ threads_per_rank=1           # BLAS threads of each rank
 
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --mixing butterfly --average-every 10 egs exp/mpi/0.nnet exp/mpi
-Options: --mpi-cmd, --num-epochs, --lr-schedule, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
+Options: --mpi-cmd, --num-epochs, --epoch-schedule, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
   --mixing, --block-momentum, --block-learning-rate, --average-every, --max-change, --max-param-change, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
   --train-opts, --threads-per-rank"
 . "$(dirname "$0")/parse_options.sh"
@@ -48,6 +49,10 @@ Options: --mpi-cmd, --num-epochs, --lr-schedule, --initial-learning-rate, --fina
 
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3
+if [ -n "$lr_schedule" ]; then   # the old spelling: --lr-schedule means "within a pass" in every trainer
+  echo "$0: WARNING: --lr-schedule is now --epoch-schedule (the schedule between iterations/epochs)" >&2
+  epoch_schedule=$lr_schedule
+fi
 
 require_files "$init"
 start_exp_dir "$egs" "$dir"   # checks the egs, sets nj
@@ -60,7 +65,7 @@ else
   run_mpi "$dir/log/train_mpi.log" "$nj" "$threads_per_rank" \
     nnet-train-mpi --world-size="$nj" --use-gpu="$use_gpu" --optimizer="$optimizer" \
     --mixing="$mixing" --block-momentum="$block_momentum" --block-learning-rate="$block_learning_rate" \
-    --average-every="$average_every" --max-change="$max_change" --max-param-change="$max_param_change" --num-epochs="$num_epochs" --epoch-schedule="$lr_schedule" \
+    --average-every="$average_every" --max-change="$max_change" --max-param-change="$max_param_change" --num-epochs="$num_epochs" --epoch-schedule="$epoch_schedule" \
     --learn-rate="$initial_learning_rate" --final-learn-rate="$final_learning_rate" \
     --scale-lr-by-world-size="$scale_lr_by_jobs" --minibatch-size="$minibatch_size" \
     --randomizer-size="$randomizer_size" --randomizer-seed="$seed" $train_opts \

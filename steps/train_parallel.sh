@@ -23,7 +23,8 @@ set -euo pipefail
 # Begin configuration.
 cmd=run.pl                   # job launcher (see cmd.sh)
 num_iters=8                  # iterations (newbob: at most); each job passes once over its archive per iteration
-lr_schedule=exponential      # exponential: decay from initial to final; newbob: nnet1's accept/reject + halving
+epoch_schedule=exponential   # between iterations: exponential (initial -> final) | newbob (nnet1's accept/reject + halving)
+lr_schedule=""               # deprecated spelling of --epoch-schedule
 initial_learning_rate=0.008  # effective (per-frame) learning rate of the first iteration
 final_learning_rate=0.0008   # effective learning rate of the last iteration (exponential)
 newbob_opts=""               # e.g. "--start-halving-impr 0.01 --end-halving-impr 0.001 --min-iters 2"
@@ -50,7 +51,7 @@ stage=0                      # first iteration to run (earlier finished ones are
 
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --num-iters 8 --initial-learning-rate 0.008 egs exp/dnn/0.nnet exp/dnn
-Options: --cmd, --num-iters, --lr-schedule, --newbob-opts, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
+Options: --cmd, --num-iters, --epoch-schedule, --newbob-opts, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
   --num-jobs-initial, --num-jobs-final, --max-change, --max-param-change,
   --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --ng-state, --use-gpu,
   --train-opts, --keep-job-models, --max-objective-gap, --stage"
@@ -59,6 +60,10 @@ Options: --cmd, --num-iters, --lr-schedule, --newbob-opts, --initial-learning-ra
 
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3
+if [ -n "$lr_schedule" ]; then   # the old spelling: --lr-schedule means "within a pass" in every trainer
+  echo "$0: WARNING: --lr-schedule is now --epoch-schedule (the schedule between iterations/epochs)" >&2
+  epoch_schedule=$lr_schedule
+fi
 
 require_files "$init"
 case $optimizer in
@@ -67,7 +72,7 @@ case $optimizer in
   *) echo "$0: --optimizer must be sgd or ngsgd, not $optimizer" >&2; exit 1 ;;
 esac
 case $ng_state in reset|keep) ;; *) echo "$0: --ng-state must be reset or keep" >&2; exit 1 ;; esac
-case $lr_schedule in exponential|newbob) ;; *) echo "$0: --lr-schedule must be exponential or newbob" >&2; exit 1 ;; esac
+case $epoch_schedule in exponential|newbob) ;; *) echo "$0: --epoch-schedule must be exponential or newbob" >&2; exit 1 ;; esac
 
 start_exp_dir "$egs" "$dir"   # checks the egs, sets nj
 [ -f "$dir/0.nnet" ] || nnet-copy "$init" "$dir/0.nnet"
@@ -78,7 +83,7 @@ if [ "$num_jobs_initial" -gt 0 ]; then
   if [ "$num_jobs_final" -gt "$num_archives" ] || [ "$num_jobs_initial" -gt "$num_jobs_final" ]; then
     echo "$0: need --num-jobs-initial <= --num-jobs-final <= $num_archives archives" >&2; exit 1
   fi
-  [ "$lr_schedule" = exponential ] || { echo "$0: the job-count ramp needs --lr-schedule exponential" >&2; exit 1; }
+  [ "$epoch_schedule" = exponential ] || { echo "$0: the job-count ramp needs --epoch-schedule exponential" >&2; exit 1; }
   num_epochs=$num_iters
   num_iters=$(( (2 * num_epochs * num_archives) / (num_jobs_initial + num_jobs_final) ))
   [ "$num_iters" -ge 1 ] || num_iters=1
@@ -106,7 +111,7 @@ cv_prob() {  # cv_prob ITER: evaluates ITER.nnet on the CV set, once
 
 echo "$0: iteration 0: CV $(cv_prob 0)"
 newbob=$dir/newbob.json
-if [ "$lr_schedule" = newbob ] && [ ! -f "$newbob" ]; then
+if [ "$epoch_schedule" = newbob ] && [ ! -f "$newbob" ]; then
   # shellcheck disable=SC2086
   nnet-newbob --learn-rate="$initial_learning_rate" --max-iters="$num_iters" $newbob_opts \
     --init "$dir/log/compute_prob_cv.0.log" "$newbob" 2>>"$dir/log/newbob.log" >/dev/null
@@ -115,7 +120,7 @@ last=$num_iters
 for ((x = 0; x < num_iters; x++)); do
   next=$((x + 1))
   from=$x
-  if [ "$lr_schedule" = newbob ]; then
+  if [ "$epoch_schedule" = newbob ]; then
     eval "$(nnet-newbob --show "$newbob" 2>>"$dir/log/newbob.log")"   # learn_rate best_iter iterations stop
     if [ "$stop" = true ]; then last=$x; break; fi
     [ $x -lt "$iterations" ] && continue
@@ -144,8 +149,9 @@ for ((x = 0; x < num_iters; x++)); do
     fi
     state_opts+=(--ng-state-out="$dir/ng/$next.JOB.npz")
   fi
-  if [ "$lr_schedule" = newbob ]; then
-    lr=$(python3 -c "print('%.10g' % ($learn_rate * ($nj if '$scale_lr_by_jobs' == 'true' else 1)))")
+  if [ "$epoch_schedule" = newbob ]; then
+    lr=$(nnet-learning-rate --initial="$learn_rate" --final="$learn_rate" --num-jobs="$nj" \
+           --scale-by-jobs="$scale_lr_by_jobs" 0 1 2>>"$dir/log/learning_rate.log")
   else
     lr=$(nnet-learning-rate --initial="$initial_learning_rate" --final="$final_learning_rate" 2>>"$dir/log/learning_rate.log" \
            --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" "$x" "$num_iters")
@@ -171,15 +177,15 @@ for ((x = 0; x < num_iters; x++)); do
   rm -f "$dir/ng/$x".*.npz
   cv=$(cv_prob $next)
   decision=""
-  if [ "$lr_schedule" = newbob ]; then
+  if [ "$epoch_schedule" = newbob ]; then
     # shellcheck disable=SC2086
     eval "$(nnet-newbob $newbob_opts "$next" "$dir/log/compute_prob_cv.$next.log" "$newbob" 2>>"$dir/log/newbob.log")"
     decision=" $([ "$accepted" = true ] && echo accepted || echo rejected), next-learning-rate=$learn_rate"
   fi
-  echo "$0: iteration $next of $num_iters: jobs=$nj job-learning-rate=$lr CV $cv$decision" | tee -a "$dir/cv_progress"
+  echo "$0: iteration $next of $num_iters: job-learning-rate=$lr CV $cv$decision jobs=$nj" | tee -a "$dir/cv_progress"
 done
 
-if [ "$lr_schedule" = newbob ]; then
+if [ "$epoch_schedule" = newbob ]; then
   eval "$(nnet-newbob --show "$newbob" 2>>"$dir/log/newbob.log")"
   last=$best_iter
 fi

@@ -129,8 +129,8 @@ def test_job_count_ramp_through_train_parallel(recipe_copy):
                        cwd=recipe_copy, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "job-count ramp 1 -> 4 over 3 iterations (2 epochs of 4 archives)" in p.stdout
-    jobs = [int(j) for j in re.findall(r"iteration \d of 3: jobs=(\d+) ", p.stdout)]
-    lrs = [float(v) for v in re.findall(r"jobs=\d+ job-learning-rate=(\S+)", p.stdout)]
+    jobs = [int(j) for j in re.findall(r"iteration \d of 3: .* jobs=(\d+)$", p.stdout, re.M)]
+    lrs = [float(v) for v in re.findall(r"iteration \d of 3: job-learning-rate=(\S+) ", p.stdout)]
     assert jobs == [1, 3, 4] and lrs == pytest.approx([0.004, 0.012, 0.016])
     ramp = recipe_copy / "exp" / "ramp"
     read = {(x, j): os.path.basename(os.path.realpath(ramp / "arch" / f"feats.{x}.{j}.scp"))
@@ -229,3 +229,15 @@ def test_train_asgd_step(recipe_copy):
     assert re.search(r"final CV cross-entropy=\S+ frame-accuracy=0\.\d+", p.stdout)
     log = (recipe_copy / "exp" / "asgd" / "log" / "train_asgd.log").read_text()
     assert "chunk 1: learn-rate=" in log and all(f"rank {r}/5" in log for r in range(5))
+
+
+def test_epoch_schedule_option_and_its_old_spelling(recipe_copy):
+    """Between iterations the schedule is --epoch-schedule (--lr-schedule means "within a pass" in
+    every trainer); the old spelling still works, with a warning."""
+    env = command_env()
+    for opt in ("--epoch-schedule", "--lr-schedule"):
+        for step in ("steps/train_parallel.sh", "steps/train_mpi.sh"):
+            p = subprocess.run(["bash", step, opt, "bogus", "egs", "exp/dnn/0.nnet", "exp/x"], cwd=recipe_copy,
+                               capture_output=True, text=True, env=env)
+            assert p.returncode != 0
+            assert ("--lr-schedule is now --epoch-schedule" in p.stderr) == (opt == "--lr-schedule"), p.stderr

@@ -17,7 +17,8 @@ num_iters=8           # iterations of parallel training (one pass per job over i
 hidden_layers=3
 hidden_dim=512
 nonlinearity=sigmoid
-lr_schedule=exponential  # between iterations/epochs: exponential | newbob
+epoch_schedule=exponential  # between iterations/epochs: exponential | newbob
+lr_schedule=""           # deprecated spelling of --epoch-schedule
 initial_learning_rate=0.008
 final_learning_rate=0.0008
 minibatch_size=256
@@ -34,13 +35,14 @@ exp=exp
 
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large|big] [--nj N] [--num-iters N]
   [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--optimizer sgd|ngsgd]
-  [--ng-state reset|keep] [--lr-schedule exponential|newbob] [--pretrain true|false] [--parallel files|mpi] [--mixing allreduce|butterfly|ring|bmuf] [--average-every K]
+  [--ng-state reset|keep] [--epoch-schedule exponential|newbob] [--pretrain true|false] [--parallel files|mpi] [--mixing allreduce|butterfly|ring|bmuf] [--average-every K]
   [--linear-baseline true|false] [--data DIR --egs DIR --exp DIR]"
 . ./cmd.sh
 . ./path.sh
 . steps/parse_options.sh
 
 log() { echo "$(date +%H:%M:%S) run.sh: $*"; }
+[ -z "$lr_schedule" ] || { echo "run.sh: WARNING: --lr-schedule is now --epoch-schedule" >&2; epoch_schedule=$lr_schedule; }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: synthetic corpus: generator ($preset) -> $data/train, $data/ali/pdf.ark"
@@ -83,11 +85,11 @@ fi
 common=(--minibatch-size $minibatch_size --optimizer $optimizer
         --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate)
 if [ $parallel = mpi ]; then
-  train=(steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters --lr-schedule $lr_schedule --mixing $mixing
+  train=(steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters --epoch-schedule $epoch_schedule --mixing $mixing
          --average-every $average_every "${common[@]}")
 else
   train=(steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters --ng-state $ng_state
-         --lr-schedule $lr_schedule "${common[@]}")
+         --epoch-schedule $epoch_schedule "${common[@]}")
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

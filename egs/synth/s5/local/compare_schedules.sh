@@ -24,7 +24,7 @@ for sched in exponential newbob; do
   start=$(date +%s)
   if [ ! -f $dir/$sched/final.nnet ]; then
     steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters --optimizer $optimizer \
-      --lr-schedule $sched egs $dir/0.nnet $dir/$sched > $dir/$sched.log
+      --epoch-schedule $sched egs $dir/0.nnet $dir/$sched > $dir/$sched.log
     echo $(( $(date +%s) - start )) > $dir/$sched/seconds
   fi
   tail -n 1 $dir/$sched.log

@@ -9,15 +9,15 @@ import sys
 import click
 
 from nnetavg.backend import device_xp
-from nnetavg.bin._common import binary_option, dataclass_options, fail, feature_transform_option, use_gpu_option
+from nnetavg.bin._common import binary_option, dataclass_options, fail, feature_transform_option, pick, use_gpu_option
 from nnetavg.data.utterances import DataStats
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import count_rows
 from nnetavg.log import kv
 from nnetavg.train.checkpoint import (PREEMPTED_EXIT, Preempted, PreemptionFlag, load_checkpoint, restore,
-                                      save_checkpoint)
+                                      save_checkpoint, write_npz)
 from nnetavg.train.checkpoint import remove as remove_checkpoint
-from nnetavg.train.optim import SGDOptions
+from nnetavg.train.optim import OPTIMIZERS, NGSGDOptions, SGDOptions, make_optimizer
 from nnetavg.train.trainer import Trainer, TrainOptions
 
 log = logging.getLogger("nnetavg.bin")
@@ -40,12 +40,49 @@ def trainer_arguments(f):
     return f
 
 
+def optimizer_options(default: str, state_files: bool = True):
+    """``--optimizer`` (sgd | ngsgd) and the natural-gradient options: how every trainer command
+    (nnet-train-simple, -ngsgd, -mpi) chooses its optimizer; ``state_files``: also
+    ``--ng-state-in/--ng-state-out`` (the Fisher state carried between file-averaging iterations)."""
+    def deco(f):
+        if state_files:
+            f = click.option("--ng-state-out", type=str, default="",
+                             help="--optimizer=ngsgd: save the Fisher state here after the pass (.npz)")(f)
+            f = click.option("--ng-state-in", type=str, default="",
+                             help="--optimizer=ngsgd: Fisher state saved by a previous pass (.npz)")(f)
+        f = dataclass_options(NGSGDOptions)(f)
+        return click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default=default, show_default=True,
+                            help="sgd: nnet1's update; ngsgd: natural-gradient SGD (the options below)")(f)
+    return deco
+
+
 def cv_options(f):
     """--cv-feats / --cv-ali of the trainers that evaluate held-out data themselves."""
     f = click.option("--cv-ali", type=str, default="", help="CV pdf alignments rspecifier")(f)
     return click.option("--cv-feats", type=str, default="",
                         help="CV features rspecifier (nnet-train-mpi: evaluated after every epoch; "
                              "nnet-train-asgd: average against last iterate)")(f)
+
+
+def train_one_pass(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out,
+                   verbose, optimizer, ng_state_in, ng_state_out, checkpoint, preempt_signals, **kw) -> None:
+    """nnet-train-simple / nnet-train-ngsgd: one pass with the optimizer ``--optimizer`` names."""
+    opts, sgd_opts, ng_opts = pick(TrainOptions, kw), pick(SGDOptions, kw), pick(NGSGDOptions, kw)
+    if optimizer != "ngsgd" and (ng_state_in or ng_state_out):
+        fail("--ng-state-in/--ng-state-out go with --optimizer=ngsgd")
+
+    def make(nnet):
+        opt = make_optimizer(optimizer, nnet, sgd_opts, ng_opts)
+        if ng_state_in:
+            opt.load_state(load_checkpoint(ng_state_in, "natural-gradient state"))
+        return opt
+
+    def save(opt):
+        if ng_state_out:
+            write_npz(ng_state_out, opt.fisher_state())
+
+    run_training(model_in, feats_rspecifier, ali_rspecifier, model_out, feature_transform, binary, opts, make, save,
+                 checkpoint=checkpoint, preempt_signals=preempt_signals)
 
 
 def run_training(model_in: str, feats_rspecifier: str, ali_rspecifier: str, model_out: str, feature_transform: str,

@@ -23,13 +23,13 @@ import click
 from nnetavg import log as nlog
 from nnetavg.backend import device_xp
 from nnetavg.bin._common import dataclass_options, kaldi_command, pick
-from nnetavg.bin._train import cv_options, trainer_arguments
+from nnetavg.bin._train import cv_options, optimizer_options, trainer_arguments
 from nnetavg.errors import NnetavgError
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import job_substitute
 from nnetavg.parallel.mpi_training import MPIOptions, train_mpi
 from nnetavg.train.checkpoint import PREEMPTED_EXIT, Preempted, PreemptionFlag
-from nnetavg.train.optim import NGSGD, SGD, NGSGDOptions, SGDOptions
+from nnetavg.train.optim import NGSGDOptions, SGDOptions, make_optimizer
 from nnetavg.train.trainer import TrainOptions
 
 log = logging.getLogger("nnetavg.bin")
@@ -38,8 +38,7 @@ log = logging.getLogger("nnetavg.bin")
 @kaldi_command(help=__doc__)
 @trainer_arguments
 @dataclass_options(MPIOptions)
-@dataclass_options(NGSGDOptions)
-@click.option("--optimizer", type=click.Choice(["sgd", "ngsgd"]), default="sgd", show_default=True)
+@optimizer_options("sgd", state_files=False)
 @cv_options
 def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out, verbose,
          optimizer, cv_feats, cv_ali, checkpoint, preempt_signals, **kw):
@@ -60,7 +59,7 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
         feats, ali = job_substitute(feats_rspecifier, job), job_substitute(ali_rspecifier, job)
         nnet = read_nnet(model_in, xp=device_xp())
         transform = read_nnet(feature_transform) if feature_transform else None
-        opt = NGSGD(nnet, sgd_opts, ng_opts) if optimizer == "ngsgd" else SGD(nnet, sgd_opts)
+        opt = make_optimizer(optimizer, nnet, sgd_opts, ng_opts)
         log.info("rank %d of %d reads %s and %s; mixing=%s every %d minibatches", comm.rank, comm.size, feats, ali,
                  mpi.mixing, mpi.average_every)
         stop = PreemptionFlag(preempt_signals) if checkpoint else None

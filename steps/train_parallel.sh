@@ -66,9 +66,8 @@ if [ -n "$lr_schedule" ]; then   # the old spelling: --lr-schedule means "within
 fi
 
 require_files "$init"
-case $optimizer in
-  sgd) trainer=nnet-train-simple ;;
-  ngsgd) trainer=nnet-train-ngsgd ;;
+case $optimizer in   # chosen the same way as over MPI: the trainer's --optimizer
+  sgd|ngsgd) ;;
   *) echo "$0: --optimizer must be sgd or ngsgd, not $optimizer" >&2; exit 1 ;;
 esac
 case $ng_state in reset|keep) ;; *) echo "$0: --ng-state must be reset or keep" >&2; exit 1 ;; esac
@@ -160,7 +159,7 @@ for ((x = 0; x < num_iters; x++)); do
   # A job that fails (after the launcher's --retries) is left out of the average, as are jobs whose
   # objective is not finite or an outlier; the step stops only when no job succeeded. A preempted
   # job checkpoints into ckpt/ and is requeued by the launcher; rerun, it resumes exactly.
-  $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" $trainer --use-gpu="$use_gpu" \
+  $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" nnet-train-simple --optimizer="$optimizer" --use-gpu="$use_gpu" \
     --learn-rate="$lr" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
     --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts "${state_opts[@]}" \
     --max-change="$max_change" --max-param-change="$max_param_change" --checkpoint="$dir/ckpt/$x.JOB.npz" \

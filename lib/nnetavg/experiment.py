@@ -77,7 +77,7 @@ class Experiment:
     iterations: list[Iteration]
     trainer: str = ""               # the training command (nnet-train-simple, -ngsgd, -mpi)
     mixing: str = ""                # MPI: allreduce | butterfly | ring | bmuf (from the log)
-    optimizer: str = ""             # MPI: sgd | ngsgd (from the command line in the log)
+    optimizer: str = ""             # sgd | ngsgd (from the command line in the log)
 
     @property
     def frames(self) -> int:
@@ -191,8 +191,11 @@ def _read_files_layout(name: str, path: str) -> Experiment:
         compute = span * min(1.0, busy)
         out.append(Iteration(i + 1, seen, lr, cv[0], cv[1], jobs, compute, mix, span - compute + cv_log.elapsed()))
     first = sorted(glob.glob(os.path.join(logdir, "train.0.*.log")))
-    trainer = _lines(first[0])[0].lstrip("# ").split(" ", 1)[0] if first else ""
-    return Experiment(name, path, "files", num_jobs, initial, out, trainer)
+    command = _lines(first[0])[0].lstrip("# ") if first else ""
+    trainer = command.split(" ", 1)[0]
+    m = re.search(r"--optimizer[= ](\w+)", command)
+    optimizer = m.group(1) if m else ("ngsgd" if trainer == "nnet-train-ngsgd" else "sgd")
+    return Experiment(name, path, "files", num_jobs, initial, out, trainer, optimizer=optimizer)
 
 
 def _read_mpi_layout(name: str, path: str) -> Experiment:

@@ -97,7 +97,8 @@ def speedups(exps: list[Experiment]) -> list[tuple[int, float, str]]:
     1-job run is the reference."""
     out = []
     for e in exps:
-        singles = [s.frames_per_second for s in exps if s.num_jobs == 1 and s.trainer == e.trainer]
+        singles = [s.frames_per_second for s in exps
+                   if s.num_jobs == 1 and s.kind == e.kind and s.optimizer == e.optimizer]
         if singles:
             out.append((e.num_jobs, e.frames_per_second / max(singles), e.name))
     return sorted(out)

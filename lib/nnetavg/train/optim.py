@@ -117,6 +117,19 @@ class SGD:
             W *= xp.minimum(1.0, comp.max_norm / xp.maximum(norms, 1e-30))[:, None]
 
 
+OPTIMIZERS = ("sgd", "ngsgd")
+
+
+def make_optimizer(name: str, nnet: Network, sgd: "SGDOptions | None" = None, ng: "NGSGDOptions | None" = None):
+    """The optimizer ``--optimizer`` names (every trainer chooses it this way): sgd (nnet1's
+    update) or ngsgd (natural gradient on top of it)."""
+    if name == "sgd":
+        return SGD(nnet, sgd)
+    if name == "ngsgd":
+        return NGSGD(nnet, sgd, ng)
+    raise NnetavgError(f"--optimizer must be one of {'|'.join(OPTIMIZERS)}, not {name!r}")
+
+
 @dataclasses.dataclass
 class NGSGDOptions:
     ngsgd_variant: str = dataclasses.field(default="online", metadata={"help": "online: Kaldi's online Fisher estimate (nnet2/nnet3); simple: from the other rows of each minibatch"})

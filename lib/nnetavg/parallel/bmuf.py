@@ -18,7 +18,8 @@ Defaults: ``zeta = 1``, ``eta = 1 - 1/N``, so that a steady block change is ampl
 ``zeta / (1 - eta) = N``: the ranks train with the single-job learning rate (no "rate x N"
 rule), and the filter restores the N-fold step that plain averaging of N models divides away.
 With N = 1, ``eta = 0`` and BMUF is plain training. The global model ``w_g`` is what is evaluated
-and written at the end of an epoch (:meth:`BlockMomentum.finish`).
+and written at the end of an epoch (:meth:`BlockMomentum.finish`); the next epoch's first block
+starts again from the look-ahead point (``PeriodicMixer.start_epoch``).
 
 The filter's state (``w_g`` and ``D``, two copies of the flat parameter buffer) is part of every
 MPI checkpoint, so a resumed run continues the same filter.

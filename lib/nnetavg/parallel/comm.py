@@ -287,6 +287,13 @@ class PeriodicMixer:
             self.block(buf)
             self.comm.seconds += time.perf_counter() - t0
 
+    def start_epoch(self, buf) -> None:
+        """Before an epoch's pass (every rank holds the global model, as :meth:`end_epoch` left
+        it): with Nesterov block momentum the ranks start from the look-ahead point, as after
+        every block, so the filter's first block of the epoch is measured from where it started."""
+        if self.block is not None and self.block.nesterov and self.block.eta:
+            buf += buf.dtype.type(self.block.eta) * self.block.delta
+
     def end_epoch(self, buf) -> None:
         """After every rank's pass (and :meth:`drain`): all ranks get the same model, the exact
         average (BMUF: the last, partial block through the filter, then the global model)."""

@@ -190,6 +190,8 @@ class _MpiRun:
                                          randomizer_seed=self.opts.randomizer_seed + 1000 * comm.rank + epoch)
         trainer = Trainer(self.nnet, self.optimizer, epoch_opts, after_minibatch=mixer)  # --lr-schedule within
         skip = restore_position(trainer, ck) if ck is not None else 0  # parameters, optimizer: loaded in start()
+        if ck is None:
+            mixer.start_epoch(self.nnet.params)   # (a mid-epoch checkpoint holds the ranks' own models)
         try:
             stats = trainer.train_pass(feats, ali, self.transform, data, skip, should_stop=lambda: mixer.stop_agreed)
         except Preempted as p:

@@ -74,6 +74,18 @@ def main() -> int:
             net.params += steps[r]
             mixer.end_epoch(net.params)
             np.testing.assert_array_equal(net.params, mixer.block.global_)
+            # the next epoch starts from the look-ahead point (Nesterov), and its first block is
+            # filtered from there
+            wg_e, d_e, e = mixer.block.global_.copy(), mixer.block.delta.copy(), mixer.block.eta
+            mixer.start_epoch(net.params)
+            start = wg_e + e * d_e if nesterov else wg_e
+            np.testing.assert_allclose(net.params, start, rtol=1e-12, atol=1e-15)
+            for m in range(1, K + 1):
+                net.params += steps[r]
+                mixer(m, net)
+            d = e * d_e + zeta * K * steps.mean(axis=0)
+            np.testing.assert_allclose(mixer.block.global_, wg_e + d, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(net.params, wg_e + d + (e * d if nesterov else 0), rtol=1e-10, atol=1e-12)
     print(f"rank {r} of {N}: bmuf OK", flush=True)
     return 0
 

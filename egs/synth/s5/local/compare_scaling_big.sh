@@ -13,7 +13,9 @@
 #   local/compare_scaling_big.sh --runs "ngsgd:bmuf:16:10 sgd:allreduce:8:10"
 #   local/compare_scaling_big.sh --report-only true       # rewrite results.md from the finished runs
 #
-# A run is OPTIMIZER:MIXING:RANKS:K; finished runs are not repeated.
+# A run is OPTIMIZER:MIXING:RANKS:K (MIXING bmufc: BMUF with classical block momentum;
+# allreducemc: all-reduce with nnet3's max-change 0.75 per component, 2.0 per model); finished runs
+# are not repeated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,11 +46,13 @@ if [ $report_only = false ]; then
     [ -f $dir/egs_nj$n/info/num_archives ] || steps/regroup_egs.sh --nj $n $egs32 $dir/egs_nj$n >/dev/null
     if [ ! -f $dir/$name/final.nnet ]; then
       threads=1; [ $n -eq 1 ] && threads=2
+      extra=""; [ $mix = bmufc ] && { mix=bmuf; extra="--nesterov=false"; }
+      [ $mix = allreducemc ] && { mix=allreduce; extra="--max-change=0.75 --max-param-change=2.0"; }
       start=$(date +%s)
       steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_epochs --mixing $mix --average-every $k \
         --minibatch-size $minibatch_size --optimizer $opt --threads-per-rank $threads \
         --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate \
-        $dir/egs_nj$n $dir/0.nnet $dir/$name > $dir/$name.out
+        --train-opts "$extra" $dir/egs_nj$n $dir/0.nnet $dir/$name > $dir/$name.out
       echo $(( $(date +%s) - start )) > $dir/$name/seconds
     fi
     echo "$name: cv-frame-accuracy=$(nnet-log-figures --grep epoch --rank 0 --last cv-frame-accuracy \

@@ -120,13 +120,7 @@ def plot_scaling(exps: list[Experiment], png: str) -> bool:
             title="Speed-up")
     ax2.set(xlabel="number of jobs", ylabel="scaling factor (speed-up / jobs)", xscale="log", ylim=(0, 1.1),
             title="Scaling factor")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, (ax1, ax2), png)
 
 
 def accuracy_by_ranks(exps: list[Experiment]) -> dict[tuple[str, str], list[tuple[int, float]]]:
@@ -162,8 +156,14 @@ def plot_accuracy_vs_ranks(exps: list[Experiment], png: str) -> bool:
     ax.set_xticks(sorted({n for pts in groups.values() for n, _ in pts}))
     ax.get_xaxis().set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
     ax.get_xaxis().set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    return _save(plt, fig, (ax,), png)
+
+
+def _save(plt, fig, axes, png: str) -> bool:
+    """Grid and legend on every axis, then the PNG; True (drawn)."""
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)

@@ -132,6 +132,8 @@ for ((x = 0; x < num_iters; x++)); do
   # turn; without, job J reads archive J (symbolic links arch/{feats.X.J.scp,ali.X.J.ark}, so one
   # JOB command line serves every job).
   offset=$(archive_offset $x)
+  job_feats="scp:$egs/feats.JOB.scp"; job_ali="ark:$egs/ali.JOB.ark"   # no ramp: job J reads archive J
+  [ "$num_jobs_initial" -gt 0 ] && { job_feats="scp:$dir/arch/feats.$x.JOB.scp"; job_ali="ark:$dir/arch/ali.$x.JOB.ark"; }
   mkdir -p "$dir/arch"
   for ((j = 1; j <= nj; j++)); do
     a=$(( (offset + j - 1) % num_archives + 1 ))
@@ -163,8 +165,8 @@ for ((x = 0; x < num_iters; x++)); do
     --learn-rate="$lr" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
     --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts "${state_opts[@]}" \
     --max-change="$max_change" --max-param-change="$max_param_change" --checkpoint="$dir/ckpt/$x.JOB.npz" \
-    --feature-transform="$transform" "$dir/$from.nnet" "scp:$dir/arch/feats.$x.JOB.scp" \
-    "ark:$dir/arch/ali.$x.JOB.ark" "$dir/$x.JOB.nnet" || echo "$0: iteration $next: some training jobs failed; averaging the successful ones" >&2
+    --feature-transform="$transform" "$dir/$from.nnet" "$job_feats" \
+    "$job_ali" "$dir/$x.JOB.nnet" || echo "$0: iteration $next: some training jobs failed; averaging the successful ones" >&2
   if ! nnet-successful-models --max-gap="$max_objective_gap" "$dir/log/train.$x.JOB.log" "$dir/$x.JOB.nnet" "$nj" \
       > "$dir/log/successful.$x.list" 2> "$dir/log/successful.$x.log"; then
     echo "$0: iteration $next: no training job succeeded; see $dir/log/train.$x.*.log" >&2; exit 1

@@ -122,7 +122,7 @@ class Communicator:
 
     def send(self, buf, dest: int, tag: int) -> None:
         """Blocking send of an array (device arrays are staged through the host)."""
-        self.comm.Send(self._as_host(buf), dest=dest, tag=tag)
+        self.comm.Send(self._stage_out(buf), dest=dest, tag=tag)
 
     def isend(self, buf, dest: int, tag: int):
         """Non-blocking send of a host array; returns a handle with ``free()`` (the message is sent
@@ -148,11 +148,6 @@ class Communicator:
         """Receives and drops a probed message of ``nbytes`` bytes."""
         self.comm.Recv([np.empty(max(nbytes, 1), np.uint8), nbytes, self.MPI.BYTE], source=source, tag=tag)
 
-    def _as_host(self, buf):
-        if isinstance(buf, np.ndarray) or self.cuda_aware:
-            return buf
-        return to_numpy(buf)
-
     def _host_like(self, buf):
         if self._host is None or self._host.shape != buf.shape or self._host.dtype != buf.dtype:
             self._host = np.empty(buf.shape, dtype=buf.dtype)
@@ -162,10 +157,9 @@ class Communicator:
     def _stage_out(self, buf):
         if isinstance(buf, np.ndarray) or self.cuda_aware:
             return buf
-        if self._host is None or self._host.shape != buf.shape:
-            self._host = np.empty(buf.shape, dtype=buf.dtype)
-        self._host[...] = to_numpy(buf)
-        return self._host
+        host = self._host_like(buf)
+        host[...] = to_numpy(buf)
+        return host
 
     def _stage_in(self, buf, host) -> None:
         if host is not buf:

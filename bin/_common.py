@@ -5,8 +5,11 @@ errors.
 * Booleans accept ``true/false`` (also ``yes/no``, ``1/0``) as Kaldi's: ``--binary=false``.
 * ``--config FILE``: lines of ``--name=value`` (``#`` comments) inserted before the command-line
   arguments, so the command line wins.
+* Kaldi's spellings are accepted: ``--option_name`` for ``--option-name``, a bare ``--binary``
+  for ``--binary=true``, ``--print-args=false`` (no echo of the command line).
 * An :class:`NnetavgError` is printed as ``ERROR (prog ...) message`` and the exit status is 1;
-  usage errors exit with 2 (click's convention).
+  so are usage errors (an unknown option, a bad value, missing arguments), as Kaldi's
+  ``ParseOptions`` does, with the usage line after them.
 """
 
 from __future__ import annotations
@@ -74,15 +77,60 @@ def _expand_config(args: list[str]) -> list[str]:
     return from_files + out
 
 
+def _kaldi_spellings(args: list[str], bool_options: set[str]) -> tuple[list[str], bool]:
+    """``--a_b=x`` -> ``--a-b=x``; bare ``--flag`` of a boolean option -> ``--flag=true``;
+    ``--print-args=B`` removed (returned). Stops at ``--``."""
+    out, print_args = [], True
+    for i, a in enumerate(args):
+        if a == "--":
+            out.extend(args[i:])
+            break
+        if a.startswith("--") and len(a) > 2:
+            name, eq, value = a[2:].partition("=")
+            name = name.replace("_", "-")
+            if name == "print-args":
+                print_args = KALDI_BOOL.convert(value or "true", None, None)
+                continue
+            if not eq and name in bool_options:
+                a = f"--{name}=true"
+            else:
+                a = f"--{name}{eq}{value}"
+        out.append(a)
+    return out, print_args
+
+
 class KaldiCommand(click.Command):
+    kaldi_prefix = False   # log with Kaldi's own prefix (the commands named after Kaldi binaries)
+
     def parse_args(self, ctx, args):
-        return super().parse_args(ctx, _expand_config(list(args)))
+        bools = {o.lstrip("-") for p in self.params if isinstance(p, click.Option) and p.type is KALDI_BOOL
+                 for o in p.opts}
+        args, self._print_args = _kaldi_spellings(_expand_config(list(args)), bools)
+        return super().parse_args(ctx, args)
+
+    def main(self, args=None, prog_name=None, **extra):
+        """Click's main, but usage errors are reported Kaldi's way (ERROR line, exit 1)."""
+        try:
+            rv = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            name = prog_name or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv else self.name)
+            nlog.setup(name, 0, kaldi_prefix=self.kaldi_prefix)
+            log.error("%s", exc.format_message())
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                print(ctx.get_usage() + f"\nTry '{ctx.command_path} --help' for the options.", file=sys.stderr)
+            sys.exit(1)
+        except click.exceptions.Abort:
+            print("Aborted!", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         params = ctx.params
-        nlog.setup(ctx.info_name or self.name, int(params.get("verbose", 0) or 0))
-        print(" ".join(shlex.quote(a) for a in [ctx.info_name or self.name] + sys.argv[1:]), file=sys.stderr,
-              flush=True)
+        nlog.setup(ctx.info_name or self.name, int(params.get("verbose", 0) or 0), kaldi_prefix=self.kaldi_prefix)
+        if getattr(self, "_print_args", True):
+            print(" ".join(shlex.quote(a) for a in [ctx.info_name or self.name] + sys.argv[1:]), file=sys.stderr,
+                  flush=True)
         try:
             if "use_gpu" in params:
                 backend.select_device(params["use_gpu"])
@@ -100,14 +148,21 @@ class KaldiCommand(click.Command):
             formatter.write("\n" if line.strip() == "\b" else ("  " + line).rstrip() + "\n")
 
 
-def kaldi_command(fn=None, **kwargs):
-    """``@kaldi_command`` declares a command with ``--config`` and ``--verbose``."""
+class KaldiBinaryCommand(KaldiCommand):
+    kaldi_prefix = True
+
+
+def kaldi_command(fn=None, kaldi_prefix: bool = False, **kwargs):
+    """``@kaldi_command`` declares a command with ``--config`` and ``--verbose``;
+    ``kaldi_prefix=True`` for a command named after a Kaldi binary (its log lines carry Kaldi's
+    prefix, so Kaldi's scripts parse them)."""
     def deco(f):
         f = click.option("--verbose", type=int, default=0, show_default=True, help="Verbose level (1 = debug)")(f)
         f = click.option("--config", type=str, default=None, expose_value=False,
                          help="File of --name=value lines read before the command line")(f)
-        return click.command(cls=KaldiCommand, context_settings={"help_option_names": ["-h", "--help"],
-                                                                 "max_content_width": 110}, **kwargs)(f)
+        cls = KaldiBinaryCommand if kaldi_prefix else KaldiCommand
+        return click.command(cls=cls, context_settings={"help_option_names": ["-h", "--help"],
+                                                        "max_content_width": 110}, **kwargs)(f)
     return deco(fn) if fn is not None else deco
 
 

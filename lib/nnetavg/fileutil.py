@@ -1,7 +1,9 @@
 """Atomic output files: write to a temporary file beside the target, fsync, rename.
 
 A crash, a kill or an exception while writing leaves the old file (or none) in place, never a
-half-written model. ``-`` means standard output (not atomic, by nature).
+half-written model. ``-`` means standard output (not atomic, by nature). The file gets the mode an
+ordinary ``open()`` would give it (0666 less the umask), not mkstemp's private 0600, so group
+members' cluster jobs can read the models and counts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,12 @@ import os
 import sys
 import tempfile
 from typing import BinaryIO, Iterator
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -24,6 +32,7 @@ def atomic_output(path: str) -> Iterator[BinaryIO]:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

@@ -2,6 +2,7 @@
 giving one ERROR line naming the file and utterance, a non-zero exit and no output file."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -69,10 +70,28 @@ def test_config_file_and_command_line_precedence(setup):
     assert "learn-rate=0.001" in p.stderr
 
 
-def test_usage_errors_exit_2(setup):
+def test_usage_errors_are_kaldi_errors_exit_1(setup):
+    """Option errors as Kaldi's ParseOptions reports them: an ERROR line and exit status 1 (click's
+    'Error:' and 2 before)."""
     tmp, feats, ali, ft, model = setup
-    assert run_cmd(["nnet-copy", model], check=False).returncode == 2
-    assert run_cmd(["nnet-copy", "--binary=maybe", model, str(tmp / "x")], check=False).returncode == 2
+    for args in (["nnet-copy", model], ["nnet-copy", "--binary=maybe", model, str(tmp / "x")],
+                 ["nnet-copy", "--no-such-option=1", model, str(tmp / "x")]):
+        p = run_cmd(args, check=False)
+        assert p.returncode == 1, p.stderr
+        assert re.search(r"^ERROR \(nnet-copy .*\) ", p.stderr, re.M) and "Usage: nnet-copy" in p.stderr, p.stderr
+    assert not (tmp / "x").exists()
+
+
+def test_kaldi_option_spellings(setup):
+    """--option_name, a bare boolean flag and --print-args, as Kaldi's binaries accept them."""
+    tmp, feats, ali, ft, model = setup
+    p = run_cmd(["nnet-copy", "--binary=false", "--print-args=false", model, str(tmp / "t.nnet")])
+    assert "nnet-copy --binary" not in p.stderr
+    assert (tmp / "t.nnet").read_bytes()[:1] != b"\0"
+    run_cmd(["nnet-copy", "--binary", str(tmp / "t.nnet"), str(tmp / "b.nnet")])
+    assert (tmp / "b.nnet").read_bytes()[:2] == b"\0B"
+    p = run_cmd(train_args(model, feats, ali, str(tmp / "u.nnet"), ft, "--learn_rate=0.001", "--minibatch_size=8"))
+    assert "learn-rate=0.001" in p.stderr
 
 
 def test_missing_feats_entry(setup):

@@ -5,6 +5,8 @@ frames; the buffer is then permuted and cut into minibatches of exactly ``miniba
 frames. The frames left over (fewer than a minibatch) stay for the next fill; at the end of the
 data they are dropped, as nnet1 does. Unlike nnet1 (whose ``std::random_device`` makes the order
 irreproducible), the permutation comes from a numpy generator seeded with ``--randomizer-seed``.
+Targets are int32 alignments or any object with numpy-style indexing and a ``concat(parts)``
+static method (soft targets, :class:`nnetavg.train.targets.SoftTargets`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class FrameRandomizer:
         if not self._x:
             return
         x = np.concatenate(self._x) if len(self._x) > 1 else self._x[0]
-        t = np.concatenate(self._t) if len(self._t) > 1 else self._t[0]
+        t = _concat(self._t) if len(self._t) > 1 else self._t[0]
         perm = self.rng.permutation(x.shape[0])
         x, t = x[perm], t[perm]
         n = (x.shape[0] // self.minibatch_size) * self.minibatch_size
@@ -51,3 +53,8 @@ class FrameRandomizer:
             self.add(rest_x, rest_t)
         for i in range(0, n, self.minibatch_size):
             yield x[i:i + self.minibatch_size], t[i:i + self.minibatch_size]
+
+
+def _concat(parts: list):
+    joiner = next((p for p in parts if hasattr(p, "concat")), None)
+    return joiner.concat(parts) if joiner is not None else np.concatenate(parts)

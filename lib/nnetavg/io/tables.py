@@ -9,9 +9,10 @@ Specifiers follow Kaldi (``src/util/kaldi-table.h``):
 * wspecifier: ``ark:FILE``, ``ark,t:FILE`` (text), ``ark,scp:ARK,SCP``, ``ark:-``,
   ``"ark:| cmd"``, with ``f``/``nf`` (flush) and ``p``.
 
-Objects are matrices (features, CMVN stats; compressed matrices are read too), float vectors, and
+Objects are matrices (features, CMVN stats; compressed matrices are read too), float vectors,
 int32 vectors (pdf alignments as ``ali-to-pdf`` writes them: binary with a size byte per element,
-text as ``key 0 0 5 5 ...``). Matrix and float-vector encoding is done by kaldiio; int vectors,
+text as ``key 0 0 5 5 ...``) and Posteriors (:mod:`nnetavg.io.posterior`; the holder ``TARGETS``
+reads either an alignment or a Posterior, so every trainer takes both). Matrix and float-vector encoding is done by kaldiio; int vectors,
 specifier parsing, scp indexing and error messages are ours.
 
 Every error names the specifier and, where there is one, the key.
@@ -31,8 +32,12 @@ from kaldiio import matio as _kio
 
 from nnetavg.errors import FormatError, NnetavgError
 from nnetavg.io.kaldi_basic import KaldiReader, KaldiWriter, open_rxfilename, open_wxfilename
+from nnetavg.io.posterior import looks_like_posterior, read_posterior, write_posterior
 
 MATRIX, VECTOR, INT_VECTOR = "matrix", "vector", "int_vector"
+POSTERIOR = "posterior"
+FLOAT = "float"       # one float per key (BasicHolder<float>: utterance weights)
+TARGETS = "targets"   # reading only: a pdf alignment (int32 vector) or a Posterior, told apart per entry
 _READ_OPTS = {"o", "no", "s", "ns", "cs", "ncs", "p", "np", "bg", "b", "t"}
 _WRITE_OPTS = {"t", "b", "f", "nf", "p"}
 
@@ -158,6 +163,21 @@ def _read_int_vector(f: BinaryIO) -> np.ndarray:
         raise FormatError(f"expected integers, found {text[:60]!r}") from None
 
 
+def _read_float(f: BinaryIO) -> np.ndarray:
+    if _is_binary_next(f):
+        head = f.read(3)
+        size = head[2:3]
+        raw = f.read(4 if size == b"\x04" else 8 if size == b"\x08" else 0)
+        if head[:2] != b"\0B" or len(raw) not in (4, 8) or len(raw) != head[2]:
+            raise FormatError(f"expected a binary float (size byte 4 or 8), found {head!r}")
+        return np.array(struct.unpack("<f" if len(raw) == 4 else "<d", raw), dtype=np.float64)
+    text = f.readline().decode(errors="replace").strip()
+    try:
+        return np.array([float(text)], dtype=np.float64)
+    except ValueError:
+        raise FormatError(f"expected one number, found {text[:60]!r}") from None
+
+
 def _read_text_object(f: BinaryIO, holder: str) -> np.ndarray:
     """A text matrix `` [\n  a b \n  c d ]`` or vector `` [ a b ]``, read line by line."""
     lines = []
@@ -173,8 +193,18 @@ def _read_text_object(f: BinaryIO, holder: str) -> np.ndarray:
 
 
 def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
+    if holder == TARGETS:
+        peek = getattr(f, "peek", None)
+        holder = POSTERIOR if peek is not None and looks_like_posterior(peek(23)[:23]) else INT_VECTOR
     if holder == INT_VECTOR:
         return _read_int_vector(f)
+    if holder == FLOAT:
+        return _read_float(f)
+    if holder == POSTERIOR:
+        binary = _is_binary_next(f)
+        if binary and f.read(2) != b"\0B":
+            raise FormatError("expected a binary posterior")
+        return read_posterior(f, binary)
     if not _is_binary_next(f):
         obj = _read_text_object(f, holder)
         return obj
@@ -192,6 +222,13 @@ def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
 
 
 def _write_object(f: BinaryIO, obj: np.ndarray, holder: str, binary: bool) -> None:
+    if holder == POSTERIOR:
+        write_posterior(f, obj, binary)
+        return
+    if holder == FLOAT:
+        x = float(np.asarray(obj).reshape(-1)[0])
+        f.write(b"\0B\x04" + struct.pack("<f", x) if binary else f"{x:.7g}\n".encode())
+        return
     if holder == INT_VECTOR:
         v = np.asarray(obj, dtype=np.int32).reshape(-1)
         if binary:
@@ -276,7 +313,7 @@ def _read_scp(spec: Rspecifier) -> Iterator[tuple[str, str]]:
 
 
 def _read_rx_object(rx: str, holder: str) -> np.ndarray:
-    if holder != INT_VECTOR and not rx.endswith("|"):
+    if holder in (MATRIX, VECTOR) and not rx.endswith("|"):
         try:
             return np.asarray(_kio.load_mat(rx))  # offsets and [row,col] ranges
         except FileNotFoundError as exc:

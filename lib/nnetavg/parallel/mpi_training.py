@@ -207,7 +207,7 @@ class _MpiRun:
         """Exact average (or BMUF's global model), totals, CV, newbob's decision, the report."""
         comm, nnet = self.comm, self.nnet
         self.mixer.end_epoch(nnet.params)
-        tot = comm.allreduce_sum([stats.frames, stats.loss_sum, stats.correct])
+        tot = comm.allreduce_sum([stats.frames, stats.loss_sum, stats.correct, stats.weight])
         if not np.isfinite(tot[1]):
             raise ObjectiveError(f"the training objective is not finite after epoch {epoch + 1}")
         cv = self.cv() if self.cv_feats else (float("nan"), float("nan"), 0)
@@ -219,7 +219,7 @@ class _MpiRun:
                 self.mixer.start(nnet.params, reset_momentum=True)
                 log.info("epoch %d rejected by newbob (CV cross-entropy %.6g); continuing from the best model",
                          epoch + 1, cv[0])
-        rep = EpochReport(epoch + 1, lr, int(tot[0]), tot[1] / max(tot[0], 1), tot[2] / max(tot[0], 1), cv[0], cv[1],
+        rep = EpochReport(epoch + 1, lr, int(tot[0]), tot[1] / max(tot[3], 1e-20), tot[2] / max(tot[3], 1e-20), cv[0], cv[1],
                           cv[2], time.perf_counter() - t0, comm.seconds - mix0,
                           float(nnet.params.astype(np.float64).sum()))
         self.reports.append(rep)
@@ -271,7 +271,7 @@ def scale_lr_by_world_size(mpi: MPIOptions) -> bool:
 def _cv(comm: Communicator, nnet: Network, cv_feats: str, cv_ali: str, transform) -> tuple[float, float, int]:
     """CV cross-entropy, frame accuracy and frames over the table shared among the ranks."""
     cs = evaluate(nnet, cv_feats, cv_ali, transform, shard=(comm.rank, comm.size))
-    ctot = comm.allreduce_sum([cs.frames, cs.loss_sum, cs.correct])
-    if ctot[0] <= 0:
+    ctot = comm.allreduce_sum([cs.frames, cs.loss_sum, cs.correct, cs.weight])
+    if ctot[0] <= 0 or ctot[3] <= 0:
         return float("nan"), float("nan"), 0
-    return ctot[1] / ctot[0], ctot[2] / ctot[0], int(ctot[0])
+    return ctot[1] / ctot[3], ctot[2] / ctot[3], int(ctot[0])

@@ -36,13 +36,14 @@ import numpy as np
 
 from nnetavg.backend import get_array_module, to_device, to_numpy
 from nnetavg.data.randomizer import FrameRandomizer
-from nnetavg.data.utterances import LENGTH_TOLERANCE, DataStats, labelled_utterances
+from nnetavg.data.utterances import LENGTH_TOLERANCE, DataStats, TargetWeights, labelled_utterances
 from nnetavg.errors import NnetavgError, ObjectiveError
 from nnetavg.train.checkpoint import Preempted
 from nnetavg.log import kv
 from nnetavg.progress import Progress
 from nnetavg.nnet.network import Network
 from nnetavg.train.schedules import make_schedule
+from nnetavg.data.targets import SoftTargets, soft_xent_and_derivative
 
 log = logging.getLogger(__name__)
 
@@ -61,33 +62,46 @@ class TrainOptions:
     xu_c: float = dataclasses.field(default=0.75, metadata={"help": "c of --lr-schedule=xu"})
     max_change: float = dataclasses.field(default=0.0, metadata={"help": "Largest parameter change of one component in one minibatch (2-norm; nnet3's max-change, twice this for the output layer; 0: no limit)"})
     max_param_change: float = dataclasses.field(default=0.0, metadata={"help": "Largest change of the whole model in one minibatch (2-norm; nnet3's max-param-change; 0: no limit)"})
+    frame_weights: str = dataclasses.field(default="", metadata={"help": "Per-frame weights (rspecifier of float vectors) scaling each frame's gradient and objective"})
+    utt_weights: str = dataclasses.field(default="", metadata={"help": "Per-utterance weights (rspecifier of floats) multiplying the frame weights; 0 drops the utterance"})
 
 
 @dataclasses.dataclass
 class PassStats:
-    """Objective and accuracy over a pass (training or evaluation)."""
+    """Objective and accuracy over a pass (training or evaluation). ``weight`` is the sum of the
+    frame weights (the frames, unless soft or weighted targets say otherwise) and divides the
+    sums; ``entropy_sum`` is the targets' entropy (0 for alignments), so ``avg_loss`` is Kaldi's
+    ``AvgLoss``."""
     frames: int = 0
     loss_sum: float = 0.0
-    correct: int = 0
+    correct: float = 0
     seconds: float = 0.0
     minibatches: int = 0
+    weight: float = 0.0
+    entropy_sum: float = 0.0
 
     @property
     def cross_entropy(self) -> float:
-        return self.loss_sum / self.frames if self.frames else float("nan")
+        return self.loss_sum / self.weight if self.weight else float("nan")
+
+    @property
+    def avg_loss(self) -> float:
+        return (self.loss_sum - self.entropy_sum) / self.weight if self.weight else float("nan")
 
     @property
     def frame_accuracy(self) -> float:
-        return self.correct / self.frames if self.frames else float("nan")
+        return self.correct / self.weight if self.weight else float("nan")
 
     @property
     def frames_per_sec(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def add(self, frames: int, loss: float, correct: int) -> None:
+    def add(self, frames: int, loss: float, correct: float, weight: float | None = None, entropy: float = 0.0) -> None:
         self.frames += frames
         self.loss_sum += loss
         self.correct += correct
+        self.weight += frames if weight is None else weight
+        self.entropy_sum += entropy
 
     def figures(self) -> str:
         return kv(frames=self.frames, cross_entropy=self.cross_entropy, frame_accuracy=self.frame_accuracy,
@@ -97,6 +111,19 @@ class PassStats:
 def _require_softmax(nnet: Network) -> None:
     if not nnet.ends_in_softmax():
         raise NnetavgError("cross-entropy training and evaluation need a network that ends in <Softmax>")
+
+
+def objective(y, targets, compute_derivative: bool = True) -> tuple[float, float, float, float]:
+    """(loss sum, correct, weight, entropy sum) for alignments or :class:`SoftTargets` on ``y``'s
+    device; ``y`` becomes the derivative when ``compute_derivative``."""
+    if isinstance(targets, SoftTargets):
+        return soft_xent_and_derivative(y, targets, compute_derivative)
+    loss, correct = xent_and_derivative(y, targets, compute_derivative)
+    return loss, correct, float(targets.shape[0]), 0.0
+
+
+def _to_device_targets(t, xp):
+    return t.to(xp) if isinstance(t, SoftTargets) else to_device(t, xp)
 
 
 def xent_and_derivative(y, targets, compute_derivative: bool = True) -> tuple[float, int]:
@@ -129,10 +156,11 @@ class Trainer:
         self.after_minibatch = after_minibatch
         self.minibatch = 0
         self.frames_seen = 0
-        self.resume_stats: tuple[int, float, int] | None = None
+        self.resume_stats: tuple[int, float, float, float, float] | None = None
         self.expected_frames: int | None = None  # frames of the pass, for the progress bar's time left
         self.last_lr = self.schedule.learning_rate(0, 0)
-        self.last_step: tuple[int, float, int] = (0, 0.0, 0)   # frames, loss sum, correct of the last minibatch
+        self.last_step: tuple[int, float, float] = (0, 0.0, 0)   # frames, loss sum, correct of the last minibatch
+        self.last_weight_entropy: tuple[float, float] = (0.0, 0.0)  # and its target weight and entropy sums
         if opts.max_change < 0 or opts.max_param_change < 0:
             raise NnetavgError("--max-change and --max-param-change must be >= 0 (0: no limit)")
         self._limiter = ChangeLimiter(nnet, opts.max_change, opts.max_param_change) \
@@ -148,7 +176,8 @@ class Trainer:
         return {"params": to_numpy(self.nnet.params), **optimizer_state(self.optimizer),
                 "trainer.minibatch": np.array(self.minibatch), "trainer.frames_seen": np.array(self.frames_seen),
                 "pass.minibatches": np.array(minibatches_in_pass), "pass.frames": np.array(stats.frames),
-                "pass.loss_sum": np.array(stats.loss_sum), "pass.correct": np.array(stats.correct)}
+                "pass.loss_sum": np.array(stats.loss_sum), "pass.correct": np.array(stats.correct),
+                "pass.weight": np.array(stats.weight), "pass.entropy_sum": np.array(stats.entropy_sum)}
 
     def load_state_dict(self, state: dict, path: str = "checkpoint", params_and_optimizer: bool = True) -> int:
         """The inverse of :meth:`state_dict`; returns the minibatches of the pass to skip.
@@ -165,18 +194,21 @@ class Trainer:
                 self.optimizer.load_state(opt)
         self.minibatch = int(state["trainer.minibatch"])
         self.frames_seen = int(state["trainer.frames_seen"])
-        self.resume_stats = (int(state["pass.frames"]), float(state["pass.loss_sum"]), int(state["pass.correct"]))
+        frames = int(state["pass.frames"])
+        self.resume_stats = (frames, float(state["pass.loss_sum"]), float(state["pass.correct"]),
+                             float(state.get("pass.weight", frames)), float(state.get("pass.entropy_sum", 0.0)))
         return int(state["pass.minibatches"])
 
     def step(self, x_host: np.ndarray, t_host: np.ndarray) -> tuple[float, int]:
         """One minibatch: forward, objective, backward with updates. Returns (loss sum, correct)."""
         xp = self.nnet.xp
         x = to_device(x_host.astype(self.nnet.dtype, copy=False), xp)
-        t = to_device(t_host, xp)
+        t = _to_device_targets(t_host, xp)
         lr = self.schedule.learning_rate(self.minibatch, self.frames_seen)
         self.last_lr = lr
         acts = self.nnet.forward_train(x)
-        loss, correct = xent_and_derivative(acts[-1], t)
+        loss, correct, weight, entropy = objective(acts[-1], t)
+        self.last_weight_entropy = (weight, entropy)
         if not np.isfinite(loss):
             raise ObjectiveError(f"the objective became {loss} at minibatch {self.minibatch} "
                                  f"(after {self.frames_seen} frames, learning rate {lr:g}); "
@@ -210,7 +242,7 @@ class Trainer:
         rand = FrameRandomizer(opts.randomizer_size, opts.minibatch_size, opts.randomizer_seed)
         total, window = PassStats(), PassStats()
         if skip_minibatches and self.resume_stats is not None:
-            total.frames, total.loss_sum, total.correct = self.resume_stats
+            total.frames, total.loss_sum, total.correct, total.weight, total.entropy_sum = self.resume_stats
         start = last_report = time.perf_counter()
         bar = Progress("frames", total=self.expected_frames, period=float("inf"))  # a bar on a terminal only
         done = 0  # minibatches of this pass, skipped ones included
@@ -223,8 +255,8 @@ class Trainer:
                     continue
                 loss, correct = self.step(xb, tb)
                 bar.update(xb.shape[0])
-                total.add(xb.shape[0], loss, correct)
-                window.add(xb.shape[0], loss, correct)
+                total.add(xb.shape[0], loss, correct, *self.last_weight_entropy)
+                window.add(xb.shape[0], loss, correct, *self.last_weight_entropy)
                 if window.frames >= opts.report_period:
                     now = time.perf_counter()
                     window.seconds = now - last_report
@@ -238,7 +270,8 @@ class Trainer:
 
         for _, x, t in labelled_utterances(feats_rspecifier, ali_rspecifier, self.nnet.output_dim,
                                            self.nnet.input_dim, feature_transform, data_stats,
-                                           opts.length_tolerance):
+                                           opts.length_tolerance,
+                                           weights=TargetWeights(opts.frame_weights, opts.utt_weights)):
             rand.add(x, t)
             if rand.full():
                 run(final=False)
@@ -307,8 +340,9 @@ class ChangeLimiter:
 
 def evaluate(nnet: Network, feats_rspecifier: str, ali_rspecifier: str, feature_transform: Network | None,
              data_stats: DataStats | None = None, chunk_frames: int = 8192, length_tolerance: int = LENGTH_TOLERANCE,
-             shard: tuple[int, int] = (0, 1)) -> PassStats:
-    """Cross-entropy and frame accuracy over a whole table (or its ``shard``), without updates."""
+             shard: tuple[int, int] = (0, 1), weights: TargetWeights | None = None) -> PassStats:
+    """Cross-entropy and frame accuracy over a whole table (or its ``shard``), without updates;
+    ``weights``: per-frame / per-utterance weights as in training."""
     _require_softmax(nnet)
     data_stats = data_stats if data_stats is not None else DataStats()
     stats = PassStats()
@@ -320,14 +354,14 @@ def evaluate(nnet: Network, feats_rspecifier: str, ali_rspecifier: str, feature_
         if not xs:
             return
         x = to_device(np.concatenate(xs).astype(nnet.dtype, copy=False), nnet.xp)
-        t = to_device(np.concatenate(ts), nnet.xp)
+        t = _to_device_targets(SoftTargets.concat(ts) if any(isinstance(a, SoftTargets) for a in ts)
+                               else np.concatenate(ts), nnet.xp)
         y = nnet.forward(x)
-        loss, correct = xent_and_derivative(y, t, compute_derivative=False)
-        stats.add(x.shape[0], loss, correct)
+        stats.add(x.shape[0], *objective(y, t, compute_derivative=False))
         xs, ts, n = [], [], 0
 
     for _, x, t in labelled_utterances(feats_rspecifier, ali_rspecifier, nnet.output_dim, nnet.input_dim,
-                                       feature_transform, data_stats, length_tolerance, shard):
+                                       feature_transform, data_stats, length_tolerance, shard, weights):
         xs.append(x)
         ts.append(t)
         n += x.shape[0]

@@ -101,6 +101,7 @@ def _kaldi_spellings(args: list[str], bool_options: set[str]) -> tuple[list[str]
 
 class KaldiCommand(click.Command):
     kaldi_prefix = False   # log with Kaldi's own prefix (the commands named after Kaldi binaries)
+    kaldi_gpu = False      # --use-gpu=yes without CuPy installed: the CPU, as a Kaldi build without CUDA
 
     def parse_args(self, ctx, args):
         bools = {o.lstrip("-") for p in self.params if isinstance(p, click.Option) and p.type is KALDI_BOOL
@@ -133,7 +134,7 @@ class KaldiCommand(click.Command):
                   flush=True)
         try:
             if "use_gpu" in params:
-                backend.select_device(params["use_gpu"])
+                backend.select_device(params["use_gpu"], kaldi_cpu_build=self.kaldi_gpu)
             return super().invoke(ctx)
         except NnetavgError as exc:
             log.error("%s", exc)
@@ -148,27 +149,40 @@ class KaldiCommand(click.Command):
             formatter.write("\n" if line.strip() == "\b" else ("  " + line).rstrip() + "\n")
 
 
-class KaldiBinaryCommand(KaldiCommand):
-    kaldi_prefix = True
-
-
-def kaldi_command(fn=None, kaldi_prefix: bool = False, **kwargs):
+def kaldi_command(fn=None, kaldi_prefix: bool = False, kaldi_gpu: bool | None = None, **kwargs):
     """``@kaldi_command`` declares a command with ``--config`` and ``--verbose``;
     ``kaldi_prefix=True`` for a command named after a Kaldi binary (its log lines carry Kaldi's
-    prefix, so Kaldi's scripts parse them)."""
+    prefix, so Kaldi's scripts parse them); ``kaldi_gpu`` (default: ``kaldi_prefix``): Kaldi's
+    ``--use-gpu`` semantics, see :func:`nnetavg.backend.select_device`."""
     def deco(f):
         f = click.option("--verbose", type=int, default=0, show_default=True, help="Verbose level (1 = debug)")(f)
         f = click.option("--config", type=str, default=None, expose_value=False,
                          help="File of --name=value lines read before the command line")(f)
-        cls = KaldiBinaryCommand if kaldi_prefix else KaldiCommand
+        cls = type("KaldiCommand", (KaldiCommand,), {"kaldi_prefix": kaldi_prefix,
+                                                     "kaldi_gpu": kaldi_prefix if kaldi_gpu is None else kaldi_gpu})
         return click.command(cls=cls, context_settings={"help_option_names": ["-h", "--help"],
                                                         "max_content_width": 110}, **kwargs)(f)
     return deco(fn) if fn is not None else deco
 
 
-def use_gpu_option(f):
-    return click.option("--use-gpu", type=click.Choice(backend.USE_GPU_CHOICES), default="no", show_default=True,
-                        help="yes: CuPy on a GPU (error if none); optional: GPU if usable; no: numpy")(f)
+def kaldi_binary(command: click.Command, name: str, help_text: str = "") -> click.Command:
+    """The same command under Kaldi's binary ``name``: Kaldi's log prefix and ``--use-gpu``
+    semantics (e.g. rbm-train-cd1 as rbm-train-cd1-frmshuff)."""
+    import copy  # noqa: PLC0415
+    new = copy.copy(command)
+    new.__class__ = type("KaldiCommand", (command.__class__,), {"kaldi_prefix": True, "kaldi_gpu": True})
+    new.name = name
+    if help_text:
+        new.help = help_text
+    return new
+
+
+def use_gpu_option(f=None, default: str = "no"):
+    """``--use-gpu`` (``@use_gpu_option`` or ``@use_gpu_option(default="yes")``, Kaldi's default)."""
+    def deco(g):
+        return click.option("--use-gpu", type=click.Choice(backend.USE_GPU_CHOICES), default=default, show_default=True,
+                            help="yes: CuPy on a GPU (error if none); optional: GPU if usable; no: numpy")(g)
+    return deco(f) if f is not None else deco
 
 
 def binary_option(f):

@@ -18,7 +18,7 @@ from nnetavg.train.checkpoint import (PREEMPTED_EXIT, Preempted, PreemptionFlag,
                                       save_checkpoint, write_npz)
 from nnetavg.train.checkpoint import remove as remove_checkpoint
 from nnetavg.train.optim import OPTIMIZERS, NGSGDOptions, SGDOptions, make_optimizer
-from nnetavg.train.trainer import Trainer, TrainOptions
+from nnetavg.train.trainer import PassStats, Trainer, TrainOptions
 
 log = logging.getLogger("nnetavg.bin")
 
@@ -65,7 +65,8 @@ def cv_options(f):
 
 
 def train_one_pass(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out,
-                   verbose, optimizer, ng_state_in, ng_state_out, checkpoint, preempt_signals, **kw) -> None:
+                   verbose, optimizer, ng_state_in, ng_state_out, checkpoint, preempt_signals,
+                   **kw) -> tuple[PassStats, DataStats]:
     """nnet-train-simple / nnet-train-ngsgd: one pass with the optimizer ``--optimizer`` names."""
     opts, sgd_opts, ng_opts = pick(TrainOptions, kw), pick(SGDOptions, kw), pick(NGSGDOptions, kw)
     if optimizer != "ngsgd" and (ng_state_in or ng_state_out):
@@ -81,13 +82,13 @@ def train_one_pass(use_gpu, binary, feature_transform, model_in, feats_rspecifie
         if ng_state_out:
             write_npz(ng_state_out, opt.fisher_state())
 
-    run_training(model_in, feats_rspecifier, ali_rspecifier, model_out, feature_transform, binary, opts, make, save,
-                 checkpoint=checkpoint, preempt_signals=preempt_signals)
+    return run_training(model_in, feats_rspecifier, ali_rspecifier, model_out, feature_transform, binary, opts, make,
+                        save, checkpoint=checkpoint, preempt_signals=preempt_signals)
 
 
 def run_training(model_in: str, feats_rspecifier: str, ali_rspecifier: str, model_out: str, feature_transform: str,
                  binary: bool, opts: TrainOptions, make_optimizer, after_pass=None, checkpoint: str = "",
-                 preempt_signals: str = "") -> None:
+                 preempt_signals: str = "") -> tuple["PassStats", DataStats]:
     """Reads the model, makes the optimizer (``make_optimizer(nnet)``), runs one pass, writes the
     model (only when frames were trained and nothing diverged), then ``after_pass(optimizer)``.
     With ``checkpoint``: resumes from it when it exists; on a preemption signal writes it and
@@ -122,3 +123,4 @@ def run_training(model_in: str, feats_rspecifier: str, ali_rspecifier: str, mode
     if checkpoint:
         remove_checkpoint(checkpoint)
     log.info("done %s %s", kv(minibatches=stats.minibatches, learn_rate=opts.learn_rate), stats.figures())
+    return stats, data

@@ -16,7 +16,7 @@ import logging
 
 import click
 
-from nnetavg.bin._common import binary_option, fail, kaldi_command
+from nnetavg.bin._common import binary_option, fail, kaldi_binary, kaldi_command
 from nnetavg.io.kaldi_basic import read_rxfilename
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.nnet.network import Network
@@ -66,3 +66,12 @@ def main(binary, seed, input_dim, output_dim, hidden_layers, hidden_dim, nonline
     write_nnet(nnet, model_out, binary=binary)
     log.info("wrote %s: %d components, %d parameters, %d -> %d", model_out, len(nnet.components),
              nnet.num_params, nnet.input_dim, nnet.output_dim)
+
+
+kaldi_main = kaldi_binary(main, "nnet-initialize", """Kaldi's nnet-initialize: a network from an <NnetProto> prototype
+(this is nnet-init with Kaldi's log prefix).
+
+\b
+Usage:  nnet-initialize [options] PROTO MODEL_OUT
+e.g.:   nnet-initialize --binary=false nnet.proto nnet.init
+""")

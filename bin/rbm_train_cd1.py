@@ -19,7 +19,8 @@ import click
 
 from nnetavg import log as nlog
 from nnetavg.backend import device_xp
-from nnetavg.bin._common import (KALDI_BOOL, binary_option, dataclass_options, fail, feature_transform_option, kaldi_command, pick, use_gpu_option)
+from nnetavg.bin._common import (KALDI_BOOL, binary_option, dataclass_options, fail, feature_transform_option,
+                                 kaldi_binary, kaldi_command, pick, use_gpu_option)
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import job_substitute
 from nnetavg.log import kv
@@ -56,7 +57,7 @@ def main(use_gpu, binary, feature_transform, mpi, average_every, rbm_in, feats_r
             comm.bcast_array(net.params)
         trainer = RbmTrainer(net, opts, after_minibatch=mixer)
         counts: dict = {}
-        frames = 0
+        frames, curve = 0, []
         for it in range(opts.num_iters):
             f, mse = trainer.train_pass(feats, transform, counts, seed_offset=1000 * rank + it)
             frames += f
@@ -66,11 +67,23 @@ def main(use_gpu, binary, feature_transform, mpi, average_every, rbm_in, feats_r
                 tot = comm.allreduce_sum([f, f * mse])
                 mse = tot[1] / max(tot[0], 1)
             log.info("iteration %d/%d %s", it + 1, opts.num_iters, kv(reconstruction_mse=mse, frames=f))
+            curve.append(mse)
         if frames == 0:
             fail(f"no frames to train on in {feats}")
         if rank == 0:
             write_nnet(net, rbm_out, binary=binary)
+        log.info("AvgLoss: %.6g (Mse)\nprogress: [ %s ]", curve[-1], " ".join(f"{m:.6g}" for m in curve))
         log.info("done %s %s", kv(frames=frames, explosions=trainer.explosions),
                  " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         if comm is not None:
             comm.barrier()
+
+
+kaldi_main = kaldi_binary(main, "rbm-train-cd1-frmshuff", """Kaldi's rbm-train-cd1-frmshuff: CD-1 training of an RBM on
+frame-shuffled features (this is rbm-train-cd1 with Kaldi's log prefix; --mpi=true works too).
+
+\b
+Usage:  rbm-train-cd1-frmshuff [options] RBM_IN FEATS_RSPECIFIER RBM_OUT
+e.g.:   rbm-train-cd1-frmshuff --learn-rate=0.01 --l2-penalty=0.0002 --num-iters=2 \\
+          --feature-transform=final.feature_transform 1.rbm.init scp:train.scp 1.rbm
+""")

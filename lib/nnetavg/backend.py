@@ -52,11 +52,23 @@ def _try_cupy() -> tuple[types.ModuleType | None, str]:
     return cupy, ""
 
 
-def select_device(use_gpu: str) -> types.ModuleType:
-    """Chooses the array module for this process from ``--use-gpu`` and returns it."""
+def cupy_installed() -> bool:
+    import importlib.util  # noqa: PLC0415
+    return importlib.util.find_spec("cupy") is not None
+
+
+def select_device(use_gpu: str, kaldi_cpu_build: bool = False) -> types.ModuleType:
+    """Chooses the array module for this process from ``--use-gpu`` and returns it.
+    ``kaldi_cpu_build``: behave as a Kaldi binary compiled without CUDA when CuPy is not
+    installed (``--use-gpu=yes`` then computes on the CPU, with a warning); with CuPy installed
+    and no usable GPU, ``yes`` is an error either way, as in Kaldi."""
     global _device_xp
     if use_gpu not in USE_GPU_CHOICES:
         raise NnetavgError(f"--use-gpu must be one of {'|'.join(USE_GPU_CHOICES)}, not {use_gpu!r}")
+    if use_gpu == "yes" and kaldi_cpu_build and not cupy_installed():
+        log.warning("--use-gpu=yes, but CuPy is not installed: computing on the CPU (as a Kaldi build without "
+                    "CUDA does); ./setup.sh gpu installs it")
+        use_gpu = "no"
     if use_gpu == "no":
         _device_xp = np
         return np

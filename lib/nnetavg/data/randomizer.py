@@ -17,10 +17,11 @@ import numpy as np
 
 
 class FrameRandomizer:
-    def __init__(self, randomizer_size: int, minibatch_size: int, seed: int):
+    def __init__(self, randomizer_size: int, minibatch_size: int, seed: int, shuffle: bool = True):
         if minibatch_size <= 0 or randomizer_size <= 0:
             raise ValueError("minibatch and randomizer sizes must be positive")
         self.capacity = max(randomizer_size, minibatch_size)
+        self.shuffle = shuffle
         self.minibatch_size = minibatch_size
         self.rng = np.random.default_rng(seed)
         self._x: list[np.ndarray] = []
@@ -42,8 +43,9 @@ class FrameRandomizer:
             return
         x = np.concatenate(self._x) if len(self._x) > 1 else self._x[0]
         t = _concat(self._t) if len(self._t) > 1 else self._t[0]
-        perm = self.rng.permutation(x.shape[0])
-        x, t = x[perm], t[perm]
+        if self.shuffle:   # --randomize=false: minibatches in the order of the data
+            perm = self.rng.permutation(x.shape[0])
+            x, t = x[perm], t[perm]
         n = (x.shape[0] // self.minibatch_size) * self.minibatch_size
         rest_x, rest_t = x[n:], t[n:]
         self._x, self._t, self._frames = [], [], 0

@@ -20,8 +20,10 @@ Every error names the specifier and, where there is one, the key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import os
 import re
 import struct
 import sys
@@ -37,6 +39,7 @@ from nnetavg.io.posterior import looks_like_posterior, read_posterior, write_pos
 MATRIX, VECTOR, INT_VECTOR = "matrix", "vector", "int_vector"
 POSTERIOR = "posterior"
 FLOAT = "float"       # one float per key (BasicHolder<float>: utterance weights)
+INT32 = "int32"       # one int32 per key (Int32Writer: feat-to-len, feat-to-dim)
 TARGETS = "targets"   # reading only: a pdf alignment (int32 vector) or a Posterior, told apart per entry
 _READ_OPTS = {"o", "no", "s", "ns", "cs", "ncs", "p", "np", "bg", "b", "t"}
 _WRITE_OPTS = {"t", "b", "f", "nf", "p"}
@@ -76,6 +79,14 @@ def _split(spec: str) -> tuple[list[str], str]:
 def is_rspecifier(spec: str) -> bool:
     try:
         parse_rspecifier(spec)
+        return True
+    except NnetavgError:
+        return False
+
+
+def is_wspecifier(spec: str) -> bool:
+    try:
+        parse_wspecifier(spec)
         return True
     except NnetavgError:
         return False
@@ -163,6 +174,19 @@ def _read_int_vector(f: BinaryIO) -> np.ndarray:
         raise FormatError(f"expected integers, found {text[:60]!r}") from None
 
 
+def _read_int32(f: BinaryIO) -> np.ndarray:
+    if _is_binary_next(f):
+        raw = f.read(7)
+        if raw[:3] != b"\0B\x04" or len(raw) < 7:
+            raise FormatError(f"expected a binary int32 (size byte 4), found {raw[:3]!r}")
+        return np.array(struct.unpack("<i", raw[3:]), dtype=np.int64)
+    text = f.readline().decode(errors="replace").strip()
+    try:
+        return np.array([int(text)], dtype=np.int64)
+    except ValueError:
+        raise FormatError(f"expected one integer, found {text[:60]!r}") from None
+
+
 def _read_float(f: BinaryIO) -> np.ndarray:
     if _is_binary_next(f):
         head = f.read(3)
@@ -200,6 +224,8 @@ def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
         return _read_int_vector(f)
     if holder == FLOAT:
         return _read_float(f)
+    if holder == INT32:
+        return _read_int32(f)
     if holder == POSTERIOR:
         binary = _is_binary_next(f)
         if binary and f.read(2) != b"\0B":
@@ -224,6 +250,10 @@ def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
 def _write_object(f: BinaryIO, obj: np.ndarray, holder: str, binary: bool) -> None:
     if holder == POSTERIOR:
         write_posterior(f, obj, binary)
+        return
+    if holder == INT32:
+        i = int(np.asarray(obj).reshape(-1)[0])
+        f.write(b"\0B\x04" + struct.pack("<i", i) if binary else f"{i}\n".encode())
         return
     if holder == FLOAT:
         x = float(np.asarray(obj).reshape(-1)[0])
@@ -413,18 +443,36 @@ class RandomAccessReader:
 # --------------------------------------------------------------------------- writer
 
 class TableWriter:
-    """Writes ``(key, object)`` pairs to an archive (and its scp, with ``ark,scp:``)."""
+    """Writes ``(key, object)`` pairs to an archive (and its scp, with ``ark,scp:``).
+
+    An archive or scp that is a regular file is written under a temporary name beside it and
+    renamed when the writer is closed without an error: a command that fails leaves no output
+    (no 0-byte or half archive). Leaving the ``with`` block by an exception removes the temporary
+    files. Standard output, pipes and devices (``/dev/null``) are written directly."""
 
     def __init__(self, wspecifier: str, holder: str = MATRIX):
         self.spec = parse_wspecifier(wspecifier)
         self.holder = holder
-        self._ark = open_wxfilename(self.spec.ark)
+        self._renames: list[tuple[str, str]] = []
         self._scp = None
         if self.spec.scp is not None:
             if self.spec.ark.strip() in ("", "-") or self.spec.ark.strip().startswith("|"):
                 raise NnetavgError(f"{self.spec}: an scp needs a real archive file to point into")
-            self._scp = open(self.spec.scp, "w", encoding="utf-8")
             self._ark_path = self.spec.ark.strip()
+        self._ark = open_wxfilename(self._staged(self.spec.ark))
+        if self.spec.scp is not None:
+            self._scp = open(self._staged(self.spec.scp), "w", encoding="utf-8")
+
+    def _staged(self, name: str) -> str:
+        path = name.strip()
+        if path in ("", "-") or path.startswith("|") or (os.path.exists(path) and not os.path.isfile(path)):
+            return name
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise NnetavgError(f"cannot write {path}: no directory {directory}")
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+        self._renames.append((tmp, path))
+        return tmp
 
     def write(self, key: str, obj) -> None:
         if not key or any(c.isspace() for c in key):
@@ -438,7 +486,7 @@ class TableWriter:
 
     __setitem__ = write
 
-    def close(self) -> None:
+    def _close_files(self) -> None:
         if self._ark is not sys.stdout.buffer:
             self._ark.close()
         else:
@@ -446,11 +494,32 @@ class TableWriter:
         if self._scp is not None:
             self._scp.close()
 
+    def close(self) -> None:
+        """Closes and, for files, moves the output into place."""
+        self._close_files()
+        for tmp, path in self._renames:
+            os.replace(tmp, path)
+        self._renames = []
+
+    def discard(self) -> None:
+        """Closes and removes what was written (the command failed)."""
+        try:
+            self._close_files()
+        except NnetavgError:
+            pass
+        for tmp, _ in self._renames:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._renames = []
+
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, *rest):
-        self.close()
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
         return False
 
 

@@ -24,7 +24,7 @@ import re
 
 import numpy as np
 
-from nnetavg.errors import FormatError
+from nnetavg.errors import FormatError, NnetavgError
 from nnetavg.nnet.components import (AddShift, AffineTransform, Component, ParametricRelu, Rescale, Splice,
                                      new_component)
 
@@ -98,6 +98,11 @@ def init_from_proto(text: str, seed: int = 777, name: str = "<proto>") -> list[C
             in_dim, out_dim = int(opts.pop("<inputdim>")), int(opts.pop("<outputdim>"))
         except (KeyError, ValueError):
             raise FormatError(f"{where}: {marker} needs <InputDim> and <OutputDim>") from None
+        if marker.lower() == "<rbm>":
+            comps.append(_rbm_from_proto(opts, in_dim, out_dim, int(rng.integers(2 ** 31)), where))
+            if opts:
+                raise FormatError(f"{where}: unknown option(s) for {marker}: {' '.join(opts)}")
+            continue
         comp = new_component(marker, in_dim, out_dim, f"{where}: ")
         if isinstance(comp, AffineTransform):
             mean = _float(opts, "<BiasMean>", -2.0, where)
@@ -134,6 +139,28 @@ def init_from_proto(text: str, seed: int = 777, name: str = "<proto>") -> list[C
     if not comps:
         raise FormatError(f"{name}: the prototype has no components")
     return comps
+
+
+def _rbm_from_proto(opts: dict, in_dim: int, out_dim: int, seed: int, where: str):
+    """``<Rbm> <VisibleType> bern|gauss <HiddenType> bern|gauss <ParamStddev> s
+    [<VisibleBiasCmvnFilename> f]`` (nnet1's ``Rbm::InitData``): W ~ N(0, s^2), biases zero, or
+    the visible bias from the mean in a cmvn-to-nnet file (logit of the mean activation)."""
+    from nnetavg.rbm import new_rbm, visible_bias_from_mean  # noqa: PLC0415  (rbm imports nnet)
+    vis = opts.pop("<visibletype>", "bern").lower()
+    hid = opts.pop("<hiddentype>", "bern").lower()
+    std = _float(opts, "<ParamStddev>", 0.1, where)
+    bias = None
+    cmvn_file = opts.pop("<visiblebiascmvnfilename>", "")
+    if cmvn_file:
+        from nnetavg.io.nnet1 import read_nnet  # noqa: PLC0415
+        shift = next((c for c in read_nnet(cmvn_file).components if isinstance(c, AddShift)), None)
+        if shift is None or shift.output_dim != in_dim:
+            raise FormatError(f"{where}: {cmvn_file} has no <AddShift> of dim {in_dim} (expected cmvn-to-nnet output)")
+        bias = visible_bias_from_mean(-np.asarray(shift.param("shift"), dtype=np.float64))
+    try:
+        return new_rbm(in_dim, out_dim, vis, hid, std, seed, bias).components[0]
+    except NnetavgError as exc:
+        raise FormatError(f"{where}: {exc}") from None
 
 
 def glorot(d_in: int, d_out: int) -> float:

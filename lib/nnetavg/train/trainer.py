@@ -62,6 +62,7 @@ class TrainOptions:
     xu_c: float = dataclasses.field(default=0.75, metadata={"help": "c of --lr-schedule=xu"})
     max_change: float = dataclasses.field(default=0.0, metadata={"help": "Largest parameter change of one component in one minibatch (2-norm; nnet3's max-change, twice this for the output layer; 0: no limit)"})
     max_param_change: float = dataclasses.field(default=0.0, metadata={"help": "Largest change of the whole model in one minibatch (2-norm; nnet3's max-param-change; 0: no limit)"})
+    randomize: bool = dataclasses.field(default=True, metadata={"help": "Shuffle frames within the randomizer buffer (false: minibatches in data order)"})
     frame_weights: str = dataclasses.field(default="", metadata={"help": "Per-frame weights (rspecifier of float vectors) scaling each frame's gradient and objective"})
     utt_weights: str = dataclasses.field(default="", metadata={"help": "Per-utterance weights (rspecifier of floats) multiplying the frame weights; 0 drops the utterance"})
 
@@ -239,7 +240,7 @@ class Trainer:
         """
         opts = self.opts
         data_stats = data_stats if data_stats is not None else DataStats()
-        rand = FrameRandomizer(opts.randomizer_size, opts.minibatch_size, opts.randomizer_seed)
+        rand = FrameRandomizer(opts.randomizer_size, opts.minibatch_size, opts.randomizer_seed, opts.randomize)
         total, window = PassStats(), PassStats()
         if skip_minibatches and self.resume_stats is not None:
             total.frames, total.loss_sum, total.correct, total.weight, total.entropy_sum = self.resume_stats

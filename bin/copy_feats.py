@@ -9,7 +9,7 @@ import logging
 
 import click
 
-from nnetavg.bin._common import kaldi_command
+from nnetavg.bin._common import fail, kaldi_command
 from nnetavg.io.tables import MATRIX, SequentialReader, TableWriter
 
 log = logging.getLogger("nnetavg.bin")
@@ -24,4 +24,6 @@ def main(feats_rspecifier, feats_wspecifier, verbose):
         for key, x in SequentialReader(feats_rspecifier, MATRIX):
             w.write(key, x)
             n += 1
+        if n == 0:   # as Kaldi's copy-feats: copying nothing is a failure (and leaves no archive)
+            fail(f"no feature matrices in {feats_rspecifier}")
     log.info("copied %d matrices", n)

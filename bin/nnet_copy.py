@@ -5,11 +5,16 @@ Usage:  nnet-copy [options] MODEL_IN MODEL_OUT
 e.g.:   nnet-copy --binary=false final.nnet final.txt
 """
 
+import logging
+
 import click
+import numpy as np
 
 from nnetavg.bin._common import binary_option, fail, kaldi_command
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.nnet.network import Network
+
+log = logging.getLogger("nnetavg.bin")
 
 
 @kaldi_command(help=__doc__)
@@ -24,4 +29,7 @@ def main(binary, remove_last_components, model_in, model_out, verbose):
         if remove_last_components >= len(nnet.components):
             fail(f"{model_in} has only {len(nnet.components)} components")
         nnet = Network(nnet._detached_components()[:-remove_last_components])
-    write_nnet(nnet, model_out, binary=binary)
+    bad = int((~np.isfinite(nnet.params)).sum())
+    if bad:   # a diverged model can still be inspected (nnet-copy --binary=false bad.nnet -)
+        log.warning("%s has %d NaN or infinite parameters; copied as they are", model_in, bad)
+    write_nnet(nnet, model_out, binary=binary, allow_non_finite=True)

@@ -11,6 +11,7 @@ import logging
 import time
 
 import click
+import numpy as np
 
 from nnetavg.backend import device_xp, to_numpy
 from nnetavg.bin._common import KALDI_BOOL, fail, feature_transform_option, kaldi_command, use_gpu_option
@@ -53,7 +54,12 @@ def main(use_gpu, feature_transform, no_softmax, apply_log, class_frame_counts, 
             expect = (forward.transform or forward.nnet).input_dim
             if feats.shape[1] != expect:
                 fail(f"{feats_rspecifier}: utterance {utt}: features have dim {feats.shape[1]}, the network takes {expect}")
-            w.write(utt, to_numpy(forward(feats)))
+            out = to_numpy(forward(feats))
+            if not np.all(np.isfinite(out)):   # as Kaldi: a decoder must never read NaN scores
+                why = "NaN or Inf in its features" if not np.all(np.isfinite(feats)) else "a NaN or infinite model"
+                fail(f"{feats_rspecifier}: utterance {utt}: NaN or Inf in the network output ({why}?); {out_wspecifier} "
+                     f"not written")
+            w.write(utt, out)
             n += 1
             frames += feats.shape[0]
             progress.update(feats.shape[0])

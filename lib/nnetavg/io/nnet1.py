@@ -58,11 +58,14 @@ def read_components(data: bytes, name: str) -> list[Component]:
         out_dim, in_dim = r.read_int(), r.read_int()
         if out_dim <= 0 or in_dim <= 0:
             raise FormatError(f"{where}{tok} has invalid dimensions {out_dim} {in_dim}")
-        comp = new_component(tok, in_dim, out_dim, where)
         try:
+            comp = new_component(tok, in_dim, out_dim, where)
             comp.read_data(r)
         except FormatError as exc:
             raise FormatError(f"{where}{tok}: {exc}") from None
+        except MemoryError:   # dims from a corrupt header: no such matrix can be in this file
+            raise FormatError(f"{where}{tok} claims dimensions {out_dim} x {in_dim}, impossible for a file of "
+                              f"{len(data)} bytes (corrupt header?)") from None
         comps.append(comp)
         tok = None
     if not comps:
@@ -97,14 +100,15 @@ def write_nnet_to(f, nnet: Network, binary: bool = True) -> None:
     w.newline()
 
 
-def write_nnet(nnet: Network, wxfilename: str, binary: bool = True) -> None:
+def write_nnet(nnet: Network, wxfilename: str, binary: bool = True, allow_non_finite: bool = False) -> None:
     """Writes ``nnet`` atomically (temporary file + rename) in Kaldi nnet1 format.
 
     Refuses to write a network with a NaN or infinite parameter: such a model is never useful and
-    would silently poison averaging.
+    would silently poison averaging. ``allow_non_finite``: write it anyway (``nnet-copy``, to
+    inspect a diverged model).
     """
     xp = nnet.xp
-    if not bool(xp.all(xp.isfinite(nnet.params))):
+    if not allow_non_finite and not bool(xp.all(xp.isfinite(nnet.params))):
         raise NnetavgError(f"refusing to write {wxfilename}: the network has NaN or infinite parameters")
     with atomic_output(wxfilename) as f:
         write_nnet_to(f, nnet, binary)

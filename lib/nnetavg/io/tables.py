@@ -236,8 +236,8 @@ def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
         return obj
     try:
         obj = _kio.read_kaldi(f)
-    except Exception as exc:  # kaldiio asserts and struct errors on corrupt data
-        raise FormatError(f"cannot decode a {holder} ({exc.__class__.__name__}: {exc})") from None
+    except Exception:  # kaldiio asserts, struct and buffer-size errors on corrupt or cut data
+        raise FormatError(f"the {holder} data is truncated or corrupt (not a complete Kaldi {holder})") from None
     if not isinstance(obj, np.ndarray):
         raise FormatError(f"expected a {holder}, found {type(obj).__name__}")
     if holder == MATRIX and obj.ndim != 2:
@@ -348,8 +348,10 @@ def _read_rx_object(rx: str, holder: str) -> np.ndarray:
             return np.asarray(_kio.load_mat(rx))  # offsets and [row,col] ranges
         except FileNotFoundError as exc:
             raise NnetavgError(f"no such file: {exc.filename}") from None
-        except Exception as exc:
-            raise FormatError(f"{exc.__class__.__name__}: {exc}") from None
+        except Exception:
+            where = "at that offset (wrong scp offset?)" if re.search(r":\d+(\[.*\])?$", rx) else ""
+            raise FormatError(f"no complete Kaldi {holder} {where}".rstrip() +
+                              " (truncated, corrupt, or not a Kaldi archive)") from None
     f = open_rxfilename(rx)
     try:
         return _read_object(f, holder)

@@ -32,7 +32,7 @@ import numpy as np
 
 from nnetavg.backend import get_array_module, to_numpy
 from nnetavg.nnet.components import AffineTransform, Component
-from nnetavg.errors import NnetavgError
+from nnetavg.errors import NnetavgError, ObjectiveError
 from nnetavg.nnet.network import Network
 from nnetavg.train import natural_gradient as ngmod
 from nnetavg.train.checkpoint import substate
@@ -138,7 +138,8 @@ class NGSGDOptions:
     update_period: int = dataclasses.field(default=4, metadata={"help": "Update the Fisher estimates every N minibatches (after the first 10)"})
     num_samples_history: float = dataclasses.field(default=2000.0, metadata={"help": "Frames of memory of the Fisher estimates"})
     alpha: float = dataclasses.field(default=4.0, metadata={"help": "Smoothing of the Fisher estimates with the identity"})
-    max_change_per_sample: float = dataclasses.field(default=0.075, metadata={"help": "Limit of lr * sum_i |x_i||g_i| per frame (0: none)"})
+    max_change_per_sample: float = dataclasses.field(default=0.075, metadata={"help": "Online variant: limit of lr * sum_i |x_i||g_i| per frame (0: none)"})
+    simple_max_change: float = dataclasses.field(default=0.0, metadata={"help": "Simple variant: limit of lr * sum_i |x_i||g_i| per minibatch (AffineComponentPreconditioned's max-change; 0: none)"})
 
 
 class NGSGD(SGD):
@@ -149,7 +150,8 @@ class NGSGD(SGD):
         X_hat, gamma_in  = precondition_in([x, 1])      (bias jointly, via the ones column)
         G_hat, gamma_out = precondition_out(dy)
         scale = gamma_in * gamma_out
-        tot = lr * scale * sum_i |x_hat_i| |g_hat_i|;  f = min(1, max_change_per_sample * N / tot)
+        tot = lr * scale * sum_i |x_hat_i| |g_hat_i|;  f = min(1, limit / tot)
+            (limit: online max_change_per_sample * N; simple: simple_max_change, off by default)
         W -= lr * LearnRateCoef     * scale * f * G_hat^T X_hat[:, :D]
         b -= lr * BiasLearnRateCoef * scale * f * G_hat^T X_hat[:, D]
 
@@ -192,26 +194,36 @@ class NGSGD(SGD):
         xp = get_array_module(x)
         n, din = x.shape
         xe = self._with_ones(index, x)
-        if self.ng.ngsgd_variant == "online":
-            pin, pout = self.pre[index]
-            g_in = pin.precondition(xe)
-            g_out = pout.precondition(dy)
-            xh, gh = xe, dy
-        else:
-            xh, g_in = self._ngmod.precondition_simple(xe, self.ng.alpha)
-            gh, g_out = self._ngmod.precondition_simple(dy, self.ng.alpha)
+        online = self.ng.ngsgd_variant == "online"
+        try:
+            if online:
+                pin, pout = self.pre[index]
+                g_in = pin.precondition(xe)
+                g_out = pout.precondition(dy)
+                xh, gh = xe, dy
+            else:
+                xh, g_in = self._ngmod.precondition_simple(xe, self.ng.alpha)
+                gh, g_out = self._ngmod.precondition_simple(dy, self.ng.alpha)
+        except np.linalg.LinAlgError as exc:
+            raise ObjectiveError(f"natural gradient of component {index + 1}: the Fisher estimate cannot be "
+                                 f"decomposed ({exc}); NaN or Inf in the input or the derivatives?") from None
         scale = g_in * g_out
+        if not np.isfinite(float(scale)):   # NaN/Inf in x or dy make the traces non-finite: never apply such a step
+            raise ObjectiveError(f"natural gradient of component {index + 1}: NaN or Inf in its input or "
+                                 f"derivatives; no update applied")
         lr = learn_rate * comp.lr_coef
-        if self.ng.max_change_per_sample > 0 and lr:
+        limit_cfg = self.ng.max_change_per_sample if online else self.ng.simple_max_change
+        if limit_cfg > 0 and lr:
             row_prod = xp.sqrt(xp.einsum("ij,ij->i", xh, xh) * xp.einsum("ij,ij->i", gh, gh))
             tot = lr * scale * float(row_prod.sum())
-            limit = self.ng.max_change_per_sample * n
+            limit = limit_cfg * n if online else limit_cfg
             if tot > limit:
                 scale *= limit / tot
                 self.limited += 1
                 if self.limited <= 10:
                     log.info("natural gradient: limiting the step of component %d by a factor %.3g "
-                             "(max-change-per-sample)", index + 1, limit / tot)
+                             "(%s)", index + 1, limit / tot,
+                             "max-change-per-sample" if online else "simple-max-change")
         self._apply_affine(index, comp, gh, xh[:, :din], xh[:, din], scale, learn_rate)
 
     # -- Fisher state across iterations (--ng-state keep)

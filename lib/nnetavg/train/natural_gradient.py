@@ -189,15 +189,19 @@ class OnlinePreconditioner:
 
     # ------------------------------------------------------------------ the call
     def precondition(self, X) -> float:
-        """Replaces X (N x D) by X_hat (5) and returns gamma (6); updates the estimate when due."""
+        """Replaces X (N x D) by X_hat (5) and returns gamma (6); updates the estimate when due.
+        NaN or Inf in X: returns NaN and leaves X and the estimate untouched (the caller must not
+        take the step)."""
         N, D = X.shape
         if D == 1:
             return 1.0
-        if self.t == 0:
-            self._init(X)
-        elif D != self.dim:
+        if self.t != 0 and D != self.dim:
             raise ValueError(f"natural gradient: matrix of dim {D} for a preconditioner of dim {self.dim}")
         tr_before = _trace_xxt(X)
+        if not math.isfinite(tr_before):
+            return float("nan")
+        if self.t == 0:
+            self._init(X)
         work = X
         if X.dtype != np.float64 and not (tr_before == 0.0 or _SAFE_TRACE[0] < tr_before < _SAFE_TRACE[1]):
             work = X.astype(np.float64)           # extreme scales: no overflow, no underflow
@@ -322,6 +326,8 @@ def precondition_simple(Rm, alpha: float = 4.0):
         return Rm.copy(), 1.0
     R64 = Rm.astype(np.float64)
     tr = float((R64 * R64).sum())
+    if not math.isfinite(tr):   # NaN or Inf in Rm: no preconditioned step (gamma NaN tells the caller)
+        return Rm.copy(), float("nan")
     lam = alpha / (N * D) * max(tr, 1.0e-20)                                               # (16)
     if N >= D:
         A = R64.T @ R64 / (N - 1) + lam * xp.eye(D)

@@ -27,6 +27,7 @@ from nnetavg.bin._common import (KALDI_BOOL, binary_option, dataclass_options, f
 from nnetavg.bin._train import optimizer_options, run_training
 from nnetavg.data.utterances import DataStats, TargetWeights
 from nnetavg.io.nnet1 import read_nnet
+from nnetavg.nnet.components import Dropout
 from nnetavg.train.optim import NGSGDOptions, SGDOptions, make_optimizer
 from nnetavg.train.trainer import PassStats, TrainOptions, evaluate
 
@@ -71,9 +72,21 @@ def main(use_gpu, binary, cross_validate, l1_penalty, objective_function, dropou
         if stats.frames == 0:
             fail(f"no usable frames in {feats}")
     else:
-        stats, data = run_training(model_in, feats, targets, args[3], feature_transform, binary, opts,
-                                   lambda nnet: make_optimizer(optimizer, nnet, sgd_opts, ng_opts))
+        def make(nnet):
+            set_dropout_retention(nnet, dropout_retention)
+            return make_optimizer(optimizer, nnet, sgd_opts, ng_opts)
+        stats, data = run_training(model_in, feats, targets, args[3], feature_transform, binary, opts, make)
     kaldi_report(stats, data, cross_validate, opts.randomize, time.perf_counter() - start)
+
+
+def set_dropout_retention(nnet, retention: float) -> None:
+    """nnet1's --dropout-retention: 0 keeps each <Dropout>'s own rate, else rate = 1 - retention."""
+    if retention < 0 or retention > 1:
+        fail(f"--dropout-retention must be in [0, 1], not {retention}")
+    if retention > 0:
+        for comp in nnet.components:
+            if isinstance(comp, Dropout):
+                comp.rate = 1.0 - retention
 
 
 def kaldi_report(stats: PassStats, data: DataStats, cross_validate: bool, randomize: bool, seconds: float) -> None:

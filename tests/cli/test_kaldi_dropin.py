@@ -214,3 +214,18 @@ def test_feat_to_len_and_dim(kaldi_setup):
     mean = s[0, :-1] / s[0, -1]
     shift = read_nnet(str(tmp / "cmvn.nnet")).components[0].param("shift")
     np.testing.assert_allclose(shift, -mean, rtol=1e-5)
+
+
+def test_copy_feats_compress_writes_kaldis_compressed_matrices(kaldi_setup):
+    tmp, feats, _, _, _ = kaldi_setup
+    run_cmd(["copy-feats", "--compress=true", f"scp:{feats}", f"ark,scp:{tmp}/c.ark,{tmp}/c.scp"])
+    raw = (tmp / "c.ark").read_bytes()
+    assert raw.split(b" ", 1)[1][:4] == b"\0BCM"
+    assert os.path.getsize(tmp / "c.ark") < 0.5 * os.path.getsize(feats.replace(".scp", ".ark"))
+    orig = dict(SequentialReader(f"scp:{feats}", MATRIX))
+    for key, x in SequentialReader(f"scp:{tmp}/c.scp", MATRIX):
+        span = float(orig[key].max() - orig[key].min())
+        assert x.shape == orig[key].shape and float(np.abs(x - orig[key]).max()) < 0.01 * span
+    assert run_cmd(["feat-to-len", f"scp:{tmp}/c.scp"]).stdout.strip() == str(sum(v.shape[0] for v in orig.values()))
+    run_cmd(["copy-feats", "--compress=true", "--compression-method=3", f"scp:{feats}", f"ark:{tmp}/c2.ark"])
+    assert (tmp / "c2.ark").read_bytes().split(b" ", 1)[1][:5] == b"\0BCM2"

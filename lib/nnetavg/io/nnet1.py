@@ -30,9 +30,25 @@ def read_components(data: bytes, name: str) -> list[Component]:
     r = KaldiReader(data, name)
     if r.at_end():
         raise FormatError(f"{name}: empty model file")
+    return _read_components(r, name, len(data))
+
+
+def read_nested_nnet(r: KaldiReader) -> Network:
+    """A ``<Nnet> ... </Nnet>`` inside another component (``<ParallelComponent>``)."""
+    return Network(_read_components(r, r.name, len(r.data), nested=True))
+
+
+def write_nested_nnet(w: KaldiWriter, nnet: Network) -> None:
+    _write_body(w, nnet)
+
+
+def _read_components(r: KaldiReader, name: str, size: int, nested: bool = False) -> list[Component]:
+    data_len = size
     comps: list[Component] = []
     tok = r.read_token()
     opened = tok.lower() == "<nnet>"
+    if nested and not opened:
+        raise FormatError(f"{name}: a nested network must start with <Nnet>, found {tok[:40]!r}")
     if opened:
         tok = None
     while True:
@@ -65,7 +81,7 @@ def read_components(data: bytes, name: str) -> list[Component]:
             raise FormatError(f"{where}{tok}: {exc}") from None
         except MemoryError:   # dims from a corrupt header: no such matrix can be in this file
             raise FormatError(f"{where}{tok} claims dimensions {out_dim} x {in_dim}, impossible for a file of "
-                              f"{len(data)} bytes (corrupt header?)") from None
+                              f"{data_len} bytes (corrupt header?)") from None
         comps.append(comp)
         tok = None
     if not comps:
@@ -86,6 +102,10 @@ def read_nnet(rxfilename: str, xp: types.ModuleType = np, dtype=np.float32) -> N
 def write_nnet_to(f, nnet: Network, binary: bool = True) -> None:
     w = KaldiWriter(f, binary)
     w.write_header()
+    _write_body(w, nnet)
+
+
+def _write_body(w: KaldiWriter, nnet: Network) -> None:
     w.write_token("<Nnet>")
     w.newline()
     for comp in nnet.components:

@@ -247,7 +247,7 @@ def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
     return obj
 
 
-def _write_object(f: BinaryIO, obj: np.ndarray, holder: str, binary: bool) -> None:
+def _write_object(f: BinaryIO, obj: np.ndarray, holder: str, binary: bool, compression: int = 0) -> None:
     if holder == POSTERIOR:
         write_posterior(f, obj, binary)
         return
@@ -273,7 +273,10 @@ def _write_object(f: BinaryIO, obj: np.ndarray, holder: str, binary: bool) -> No
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float32)
     if binary:
-        _kio.write_array(f, arr)
+        if compression and arr.ndim == 2:   # Kaldi's CompressedMatrix (CM/CM2/CM3), as copy-feats --compress
+            _kio.write_array(f, arr, compression_method=compression)
+        else:
+            _kio.write_array(f, arr)
     elif arr.ndim == 2:
         KaldiWriter(f, binary=False).write_matrix(arr)
     else:
@@ -452,9 +455,14 @@ class TableWriter:
     (no 0-byte or half archive). Leaving the ``with`` block by an exception removes the temporary
     files. Standard output, pipes and devices (``/dev/null``) are written directly."""
 
-    def __init__(self, wspecifier: str, holder: str = MATRIX):
+    def __init__(self, wspecifier: str, holder: str = MATRIX, compression: int = 0):
+        """``compression``: Kaldi's ``--compression-method`` for matrices in binary archives
+        (1 automatic, 2 speech feature, 3-7 two/one-byte methods; 0: none)."""
         self.spec = parse_wspecifier(wspecifier)
         self.holder = holder
+        if compression and not 1 <= compression <= 7:
+            raise NnetavgError(f"--compression-method must be 1..7, not {compression}")
+        self.compression = compression
         self._renames: list[tuple[str, str]] = []
         self._scp = None
         if self.spec.scp is not None:
@@ -482,7 +490,7 @@ class TableWriter:
         self._ark.write(key.encode() + b" ")
         if self._scp is not None:
             self._scp.write(f"{key} {self._ark_path}:{self._ark.tell()}\n")
-        _write_object(self._ark, obj, self.holder, self.spec.binary)
+        _write_object(self._ark, obj, self.holder, self.spec.binary, self.compression)
         if self.spec.flush:
             self._ark.flush()
 

@@ -63,6 +63,10 @@ class Component:
     def forward(self, x):
         raise TypeError(f"{type(self).__name__} defines no forward")
 
+    def forward_train(self, x):
+        """The forward pass in training (differs from :meth:`forward` only for ``<Dropout>``)."""
+        return self.forward(x)
+
     def backward(self, x, y, dy):
         """Derivative of the objective with respect to the input, given it for the output."""
         raise TypeError(f"{type(self).__name__} defines no backward")
@@ -407,17 +411,250 @@ class Rbm(Component):
         return f"visible={self.visible_type} hidden={self.hidden_type}"
 
 
+class LinearTransform(Component):
+    """``<LinearTransform>``: ``y = x W^T`` without a bias (LDA/MLLT feature transforms). File
+    data: optional ``<LearnRateCoef>``, then W (D_out x D_in)."""
+
+    marker = "<LinearTransform>"
+
+    def __init__(self, input_dim, output_dim, learn_rate_coef=1.0):
+        super().__init__(input_dim, output_dim)
+        self.lr_coef = float(learn_rate_coef)
+        self.init = {"linearity": np.zeros((output_dim, input_dim), np.float32)}
+
+    def param_specs(self):
+        return [("linearity", (self.output_dim, self.input_dim))]
+
+    @property
+    def updatable(self):
+        return self.lr_coef != 0
+
+    def learn_rate_coef(self, name):
+        return self.lr_coef
+
+    def forward(self, x):
+        return x @ self.param("linearity").T
+
+    def backward(self, x, y, dy):
+        return dy @ self.param("linearity")
+
+    def param_gradients(self, x, y, dy):
+        return {"linearity": dy.T @ x}
+
+    def read_data(self, r):
+        _read_coef_tokens(r, {"<LearnRateCoef>": "lr_coef"}, self)
+        w = r.read_matrix()
+        if w.shape != (self.output_dim, self.input_dim):
+            raise r.fail(f"{self.marker} {self.output_dim} {self.input_dim} holds a {w.shape[0]}x{w.shape[1]} matrix")
+        self.init = {"linearity": w}
+
+    def write_data(self, w):
+        w.write_token("<LearnRateCoef>"); w.write_float(self.lr_coef)
+        w.newline()
+        w.write_matrix(_np(self.param("linearity")))
+
+
+class Copy(Component):
+    """``<Copy>``: output column j is input column ``indices[j]`` (the file holds them 1-based,
+    as Kaldi writes them)."""
+
+    marker = "<Copy>"
+
+    def __init__(self, input_dim, output_dim):
+        super().__init__(input_dim, output_dim)
+        self.indices = np.arange(output_dim, dtype=np.int32) % max(input_dim, 1)
+        self._sel = None
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        return x[:, xp.asarray(self.indices)]
+
+    def backward(self, x, y, dy):   # dx = dy S, S the (out x in) one-hot selection matrix
+        xp = get_array_module(dy)
+        if self._sel is None or get_array_module(self._sel) is not xp or self._sel.dtype != dy.dtype:
+            sel = np.zeros((self.output_dim, self.input_dim), dtype=dy.dtype)
+            sel[np.arange(self.output_dim), self.indices] = 1
+            self._sel = xp.asarray(sel)
+        return dy @ self._sel
+
+    def read_data(self, r):
+        v = r.read_int_vector().astype(np.int64) - 1
+        if v.shape != (self.output_dim,) or (v.size and (v.min() < 0 or v.max() >= self.input_dim)):
+            raise r.fail(f"{self.marker} {self.output_dim} {self.input_dim} needs {self.output_dim} indices in "
+                         f"1..{self.input_dim}, found {v.size} in {v.min() + 1 if v.size else '-'}.."
+                         f"{v.max() + 1 if v.size else '-'}")
+        self.indices = v.astype(np.int32)
+
+    def write_data(self, w):
+        w.write_int_vector(self.indices + 1)
+
+    def topology(self):
+        return super().topology() + (tuple(self.indices.tolist()),)
+
+
+class Dropout(Component):
+    """``<Dropout>``: the identity when forwarding (nnet-forward, cross-validation); in training
+    each unit is kept with probability ``1 - rate`` and scaled by ``1 / (1 - rate)``, as nnet1.
+    File data: ``<DropoutRate> r`` (older Kaldi: ``<DropoutRetention> 1-r``)."""
+
+    marker = "<Dropout>"
+
+    def __init__(self, input_dim, output_dim, rate=0.5, seed=777):
+        super().__init__(input_dim, output_dim)
+        self.rate = float(rate)
+        self._rng = np.random.default_rng(seed)
+        self._mask = None
+
+    def forward(self, x):
+        return x
+
+    def forward_train(self, x):
+        if self.rate <= 0:
+            self._mask = None
+            return x
+        xp = get_array_module(x)
+        keep = 1.0 - self.rate
+        self._mask = xp.asarray((self._rng.random(x.shape) < keep) / keep, dtype=x.dtype)
+        return x * self._mask
+
+    def backward(self, x, y, dy):
+        return dy if self._mask is None else dy * self._mask
+
+    def read_data(self, r):
+        if not r.at_end() and r.peek_token().lower() in ("<dropoutrate>", "<dropoutretention>"):
+            tok = r.read_token().lower()
+            value = r.read_float()
+            self.rate = value if tok == "<dropoutrate>" else 1.0 - value
+        if not 0.0 <= self.rate < 1.0:
+            raise r.fail(f"{self.marker} with dropout rate {self.rate} (must be in [0, 1))")
+
+    def write_data(self, w):
+        w.write_token("<DropoutRate>"); w.write_float(self.rate)
+
+    def info(self):
+        return f"dropout-rate={self.rate:g}"
+
+
+class BlockSoftmax(Component):
+    """``<BlockSoftmax>``: a softmax over each block of outputs (multitask nnet1 models). File data:
+    the block dims (an int vector). Forwarded and written; its backward is the identity, as
+    Softmax's (the multitask objective hands it the derivative)."""
+
+    marker = "<BlockSoftmax>"
+
+    def __init__(self, input_dim, output_dim):
+        super().__init__(input_dim, output_dim)
+        self.block_dims = np.array([output_dim], np.int32)
+
+    def forward(self, x):
+        y = x.copy()
+        start = 0
+        for d in self.block_dims.tolist():
+            y[:, start:start + d] = Softmax.forward(self, x[:, start:start + d])
+            start += d
+        return y
+
+    def backward(self, x, y, dy):
+        return dy
+
+    def read_data(self, r):
+        dims = r.read_int_vector()
+        if dims.size == 0 or dims.min() <= 0 or int(dims.sum()) != self.output_dim or self.input_dim != self.output_dim:
+            raise r.fail(f"{self.marker} {self.output_dim} {self.input_dim} with block dims {dims.tolist()} "
+                         f"(they must be positive and sum to {self.output_dim})")
+        self.block_dims = dims.astype(np.int32)
+
+    def write_data(self, w):
+        w.write_int_vector(self.block_dims)
+
+    def topology(self):
+        return super().topology() + (tuple(self.block_dims.tolist()),)
+
+    def info(self):
+        return "blocks=" + ",".join(str(d) for d in self.block_dims.tolist())
+
+
+class ParallelComponent(Component):
+    """``<ParallelComponent>``: nested networks side by side; the input columns are split among
+    them in order and their outputs concatenated. File data: ``<NestedNnetCount> N``, then N times
+    ``<NestedNnet> i <Nnet> ... </Nnet>``, then ``</ParallelComponent>``. The nested networks keep
+    their own parameters: the component forwards and back-propagates (its input derivative) and
+    is written back unchanged, but training does not update it (learning-rate coefficient 0)."""
+
+    marker = "<ParallelComponent>"
+
+    def __init__(self, input_dim, output_dim):
+        super().__init__(input_dim, output_dim)
+        self.nested: list = []
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        outs, start = [], 0
+        for net in self.nested:
+            outs.append(net.to(xp).forward(x[:, start:start + net.input_dim]))
+            start += net.input_dim
+        return xp.concatenate(outs, axis=1)
+
+    def backward(self, x, y, dy):
+        xp = get_array_module(x)
+        dxs, i0, o0 = [], 0, 0
+        for net in self.nested:
+            net = net.to(xp)
+            acts = net.forward_train(x[:, i0:i0 + net.input_dim])
+            dxs.append(net.backward(acts, dy[:, o0:o0 + net.output_dim], lambda *a: None,
+                                    need_input_derivative=True))
+            i0 += net.input_dim
+            o0 += net.output_dim
+        return xp.concatenate(dxs, axis=1)
+
+    def read_data(self, r):
+        from nnetavg.io.nnet1 import read_nested_nnet  # noqa: PLC0415  (nnet1 imports this module)
+        if r.read_token() != "<NestedNnetCount>":
+            raise r.fail(f"{self.marker}: expected <NestedNnetCount>")
+        count = r.read_int()
+        if count <= 0 or count > 10000:
+            raise r.fail(f"{self.marker}: impossible <NestedNnetCount> {count}")
+        self.nested = []
+        for i in range(count):
+            if r.read_token() != "<NestedNnet>":
+                raise r.fail(f"{self.marker}: expected <NestedNnet> {i + 1}")
+            r.read_int()
+            self.nested.append(read_nested_nnet(r))
+        if r.read_token() != "</ParallelComponent>":
+            raise r.fail(f"{self.marker}: expected </ParallelComponent> after {count} nested networks")
+        ins, outs = sum(n.input_dim for n in self.nested), sum(n.output_dim for n in self.nested)
+        if (ins, outs) != (self.input_dim, self.output_dim):
+            raise r.fail(f"{self.marker} {self.output_dim} {self.input_dim}: its nested networks take {ins} and "
+                         f"give {outs}")
+
+    def write_data(self, w):
+        from nnetavg.io.nnet1 import write_nested_nnet  # noqa: PLC0415
+        w.write_token("<NestedNnetCount>"); w.write_int(len(self.nested))
+        w.newline()
+        for i, net in enumerate(self.nested):
+            w.write_token("<NestedNnet>"); w.write_int(i + 1)
+            w.newline()
+            write_nested_nnet(w, net)
+        w.write_token("</ParallelComponent>")
+
+    def topology(self):
+        return super().topology() + tuple(tuple(c.topology() for c in n.components) for n in self.nested)
+
+    def info(self):
+        return "nested=" + ",".join(f"{n.input_dim}->{n.output_dim}" for n in self.nested)
+
+
 COMPONENT_TYPES: dict[str, type[Component]] = {
     c.marker.lower(): c for c in (AffineTransform, Sigmoid, Tanh, Softmax, ParametricRelu, Splice, AddShift, Rescale,
-                                  Rbm)
+                                  Rbm, LinearTransform, Copy, Dropout, BlockSoftmax, ParallelComponent)
 }
 
 # nnet1 markers we recognise but cannot run (named in the error, so users know it is not a typo).
-KNOWN_UNSUPPORTED = ["<LinearTransform>", "<ConvolutionalComponent>", "<LstmProjected>", "<LstmProjectedStreams>",
+KNOWN_UNSUPPORTED = ["<ConvolutionalComponent>", "<LstmProjected>", "<LstmProjectedStreams>",
                      "<BlstmProjected>", "<BlstmProjectedStreams>", "<RecurrentComponent>", "<HiddenSoftmax>",
-                     "<BlockSoftmax>", "<Dropout>", "<LengthNormComponent>", "<Copy>", "<KlHmm>",
+                     "<LengthNormComponent>", "<KlHmm>",
                      "<AveragePoolingComponent>", "<MaxPoolingComponent>", "<SentenceAveragingComponent>",
-                     "<SimpleSentenceAveragingComponent>", "<FramePoolingComponent>", "<ParallelComponent>",
+                     "<SimpleSentenceAveragingComponent>", "<FramePoolingComponent>",
                      "<MultiBasisComponent>"]
 
 

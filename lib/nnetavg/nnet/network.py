@@ -121,7 +121,7 @@ class Network:
         """All activations: ``acts[0] = x``, ``acts[i + 1]`` = output of component i."""
         acts = [x]
         for comp in self.components:
-            acts.append(comp.forward(acts[-1]))
+            acts.append(comp.forward_train(acts[-1]))
         return acts
 
     def backward(self, acts: list, dy, on_update: Callable[[int, Component, object, object, object], None],

@@ -229,3 +229,28 @@ def test_copy_feats_compress_writes_kaldis_compressed_matrices(kaldi_setup):
     assert run_cmd(["feat-to-len", f"scp:{tmp}/c.scp"]).stdout.strip() == str(sum(v.shape[0] for v in orig.values()))
     run_cmd(["copy-feats", "--compress=true", "--compression-method=3", f"scp:{feats}", f"ark:{tmp}/c2.ark"])
     assert (tmp / "c2.ark").read_bytes().split(b" ", 1)[1][:5] == b"\0BCM2"
+
+
+def test_kaldi_feature_config_is_accepted(tmp_path):
+    """A Kaldi conf/fbank.conf (Kaldi's option names) works as --config of compute-fbank-feats."""
+    import wave
+    t = np.arange(16000) / 16000.0
+    samples = (8000 * np.sin(2 * np.pi * 440 * t) * np.exp(-t)).astype("<i2")
+    with wave.open(str(tmp_path / "a.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(samples.tobytes())
+    (tmp_path / "wav.scp").write_text(f"utt1 {tmp_path}/a.wav\n")
+    (tmp_path / "fbank.conf").write_text("--sample-frequency=16000\n--num-mel-bins=23\n--frame-length=25\n"
+                                         "--use-energy=false\n--snip-edges=true\n")
+    run_cmd(["compute-fbank-feats", f"--config={tmp_path}/fbank.conf", str(tmp_path / "wav.scp"), f"ark:{tmp_path}/f.ark"])
+    (x,) = [v for _, v in SequentialReader(f"ark:{tmp_path}/f.ark", MATRIX)]
+    assert x.shape == (98, 23)                                   # 1 s, 25 ms frames every 10 ms, snip-edges
+    run_cmd(["compute-fbank-feats", f"--config={tmp_path}/fbank.conf", "--snip-edges=false", str(tmp_path / "wav.scp"),
+             f"ark:{tmp_path}/g.ark"])
+    assert [v.shape for _, v in SequentialReader(f"ark:{tmp_path}/g.ark", MATRIX)] == [(100, 23)]
+    p = run_cmd(["compute-fbank-feats", "--sample-frequency=8000", str(tmp_path / "wav.scp"), f"ark:{tmp_path}/h.ark"],
+                check=False)
+    assert p.returncode == 1 and "utterance utt1" in p.stderr and "16000" in p.stderr
+    assert not (tmp_path / "h.ark").exists()

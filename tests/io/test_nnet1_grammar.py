@@ -230,7 +230,7 @@ def test_kaldi_style_model_is_read_and_training_continues(tmp_path):
     assert not np.allclose(comps[0][3]["W"], w1), "training did not change the weights"
 
 
-@pytest.mark.parametrize("marker", ["<LstmProjected>", "<BlockSoftmax>", "<Dropout>", "<ConvolutionalComponent>"])
+@pytest.mark.parametrize("marker", ["<LstmProjected>", "<LengthNormComponent>", "<KlHmm>", "<ConvolutionalComponent>"])
 def test_unrunnable_kaldi_component_is_named(tmp_path, marker):
     path = tmp_path / "m.nnet"
     path.write_text(f"<Nnet>\n{marker} 4 4\n<!EndOfComponent>\n</Nnet>\n")

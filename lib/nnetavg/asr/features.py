@@ -40,7 +40,33 @@ def read_wav_scp(path: str):
             yield fields[0], fields[1].strip()
 
 
-def _options(kind: str, sample_rate: int, num_bins: int, num_ceps: int, dither: float):
+# Kaldi's feature options (fbank.conf / mfcc.conf spellings) -> (kaldi-native-fbank attribute,
+# type, which of fbank/mfcc take it). Defaults are kaldi-native-fbank's, which are Kaldi's.
+KALDI_FEATURE_OPTIONS = {
+    "frame-length": ("frame_opts.frame_length_ms", float, "fbank mfcc"),
+    "frame-shift": ("frame_opts.frame_shift_ms", float, "fbank mfcc"),
+    "preemphasis-coefficient": ("frame_opts.preemph_coeff", float, "fbank mfcc"),
+    "remove-dc-offset": ("frame_opts.remove_dc_offset", bool, "fbank mfcc"),
+    "window-type": ("frame_opts.window_type", str, "fbank mfcc"),
+    "round-to-power-of-two": ("frame_opts.round_to_power_of_two", bool, "fbank mfcc"),
+    "snip-edges": ("frame_opts.snip_edges", bool, "fbank mfcc"),
+    "blackman-coeff": ("frame_opts.blackman_coeff", float, "fbank mfcc"),
+    "low-freq": ("mel_opts.low_freq", float, "fbank mfcc"),
+    "high-freq": ("mel_opts.high_freq", float, "fbank mfcc"),
+    "vtln-low": ("mel_opts.vtln_low", float, "fbank mfcc"),
+    "vtln-high": ("mel_opts.vtln_high", float, "fbank mfcc"),
+    "htk-mode": ("mel_opts.htk_mode", bool, "fbank mfcc"),
+    "use-energy": ("use_energy", bool, "fbank mfcc"),
+    "energy-floor": ("energy_floor", float, "fbank mfcc"),
+    "raw-energy": ("raw_energy", bool, "fbank mfcc"),
+    "htk-compat": ("htk_compat", bool, "fbank mfcc"),
+    "use-log-fbank": ("use_log_fbank", bool, "fbank"),
+    "use-power": ("use_power", bool, "fbank"),
+    "cepstral-lifter": ("cepstral_lifter", float, "mfcc"),
+}
+
+
+def _options(kind: str, sample_rate: int, num_bins: int, num_ceps: int, dither: float, extra: dict | None = None):
     import kaldi_native_fbank as knf
 
     opts = knf.FbankOptions() if kind == "fbank" else knf.MfccOptions()
@@ -49,17 +75,24 @@ def _options(kind: str, sample_rate: int, num_bins: int, num_ceps: int, dither: 
     opts.mel_opts.num_bins = num_bins
     if kind == "mfcc":
         opts.num_ceps = num_ceps
+    for name, value in (extra or {}).items():
+        path = KALDI_FEATURE_OPTIONS[name][0].split(".")
+        target = opts
+        for part in path[:-1]:
+            target = getattr(target, part)
+        setattr(target, path[-1], value)
     return opts
 
 
 def compute_features(samples: np.ndarray, sample_rate: int, kind: str = "fbank", num_bins: int = 40,
-                     num_ceps: int = 13, dither: float = 0.0) -> np.ndarray:
-    """(num_frames, dim) float32 features of one utterance, as Kaldi's compute-{fbank,mfcc}-feats."""
+                     num_ceps: int = 13, dither: float = 0.0, extra: dict | None = None) -> np.ndarray:
+    """(num_frames, dim) float32 features of one utterance, as Kaldi's compute-{fbank,mfcc}-feats;
+    ``extra``: more of Kaldi's options by their names (:data:`KALDI_FEATURE_OPTIONS`)."""
     try:
         import kaldi_native_fbank as knf
     except ImportError as e:
         raise NnetavgError(f"features need kaldi-native-fbank ({e}): pip install kaldi-native-fbank") from e
-    opts = _options(kind, sample_rate, num_bins, num_ceps, dither)
+    opts = _options(kind, sample_rate, num_bins, num_ceps, dither, extra)
     computer = knf.OnlineFbank(opts) if kind == "fbank" else knf.OnlineMfcc(opts)
     computer.accept_waveform(float(sample_rate), samples)
     computer.input_finished()

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""One contender of the training-step comparison, alone in its process (bench/fair_step.py runs
+each in turn): builds the network, warms up, times N steps and prints one JSON line.
+
+Usage:  .venv/bin/python bench/contender.py --kind ours-sgd|ours-ngsgd|torch|gemm [--dims D] [--minibatch M]
+e.g.:   OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/contender.py --kind torch --minibatch 1024 --steps 6
+
+Kinds:
+* ours-sgd / ours-ngsgd: ``Trainer.step`` with SGD / online NG-SGD (nnet-train-simple's loop);
+  with --breakdown also the step cut into forward GEMMs, backward GEMMs (input derivatives),
+  updates (gradient GEMMs and their application), element-wise work, softmax + objective,
+  and the rest (copies, Python), timed one phase at a time (numpy runs synchronously);
+* torch: ``nn.Sequential`` of Linear + Sigmoid, ``CrossEntropyLoss(reduction=sum)``, ``optim.SGD``
+  on ``torch.set_num_threads(T)`` (T from OPENBLAS_NUM_THREADS), as a PyTorch user writes it;
+* gemm: only the step's matrix products on preallocated numpy arrays (forward x W^T, input
+  derivatives dy W but the first layer's, gradients dy^T x), what the step cannot go below
+  with this BLAS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+
+def parse_dims(s: str) -> list[int]:
+    inp, rest = s.split("-", 1)
+    hid, out = rest.rsplit("-", 1)
+    n, h = hid.split("x")
+    return [int(inp)] + [int(h)] * int(n) + [int(out)]
+
+
+def threads() -> int:
+    return int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
+
+
+def ours(kind: str, dims: list[int], mb: int):
+    from nnetavg.nnet.network import Network
+    from nnetavg.nnet.proto import init_from_proto, make_proto
+    from nnetavg.train.optim import NGSGD, SGD
+    from nnetavg.train.trainer import Trainer, TrainOptions
+    net = Network(init_from_proto(make_proto(dims[0], dims[-1], len(dims) - 2, dims[1]), seed=1))
+    opt = NGSGD(net) if kind == "ours-ngsgd" else SGD(net)
+    trainer = Trainer(net, opt, TrainOptions(learn_rate=1e-5, minibatch_size=mb))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((mb, dims[0])).astype(np.float32)
+    t = rng.integers(0, dims[-1], mb).astype(np.int32)
+    return (lambda: trainer.step(x, t)), trainer
+
+
+def torch_step(dims: list[int], mb: int):
+    import torch
+    torch.set_num_threads(threads())
+    layers = []
+    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(torch.nn.Linear(d_in, d_out))
+        if i < len(dims) - 2:
+            layers.append(torch.nn.Sigmoid())
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-5)
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
+    rng = np.random.default_rng(0)
+    tx = torch.from_numpy(rng.standard_normal((mb, dims[0])).astype(np.float32))
+    tt = torch.from_numpy(rng.integers(0, dims[-1], mb).astype(np.int64))
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss = loss_fn(model(tx), tt)
+        loss.backward()
+        opt.step()
+        loss.item()
+    return step
+
+
+def gemm_step(dims: list[int], mb: int):
+    rng = np.random.default_rng(0)
+    acts = [rng.standard_normal((mb, d)).astype(np.float32) for d in dims]
+    Ws = [rng.standard_normal((o, i)).astype(np.float32) for i, o in zip(dims[:-1], dims[1:])]
+    outs = [np.empty((mb, o), np.float32) for o in dims[1:]]
+    dxs = [np.empty((mb, i), np.float32) for i in dims[:-1]]
+    grads = [np.empty_like(W) for W in Ws]
+
+    def step():
+        for i, W in enumerate(Ws):
+            np.matmul(acts[i], W.T, out=outs[i])
+        for i in range(len(Ws) - 1, -1, -1):
+            np.matmul(outs[i].T, acts[i], out=grads[i])
+            if i > 0:
+                np.matmul(outs[i], Ws[i], out=dxs[i])
+    return step
+
+
+class PhaseClock:
+    """Adds the time of each call of the wrapped functions to a phase."""
+
+    def __init__(self):
+        self.t: dict[str, float] = {}
+
+    def wrap(self, phase: str, fn):
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            r = fn(*a, **k)
+            self.t[phase] = self.t.get(phase, 0.0) + time.perf_counter() - t0
+            return r
+        return timed
+
+
+def breakdown(trainer, step, n: int) -> dict[str, float]:
+    """Seconds per step in each phase, by timing the components' and optimizer's methods on
+    this (bench-only) trainer instance; 'other' is the rest of the step."""
+    from nnetavg.nnet.components import AffineTransform
+    from nnetavg.train import trainer as trainer_mod
+    clock = PhaseClock()
+    for comp in trainer.nnet.components:
+        fwd = "forward GEMMs" if isinstance(comp, AffineTransform) else (
+            "softmax + objective" if comp.marker == "<Softmax>" else "element-wise")
+        bwd = "backward GEMMs" if isinstance(comp, AffineTransform) else "element-wise"
+        comp.forward = clock.wrap(fwd, comp.forward)
+        comp.forward_train = clock.wrap(fwd, comp.forward_train) if hasattr(comp, "forward_train") else None
+        comp.backward = clock.wrap(bwd, comp.backward)
+    trainer.optimizer.update = clock.wrap("updates (gradient GEMMs + apply)", trainer.optimizer.update)
+    orig = trainer_mod.objective
+    trainer_mod.objective = clock.wrap("softmax + objective", orig)
+    try:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        total = time.perf_counter() - t0
+    finally:
+        trainer_mod.objective = orig
+    out = {k: v / n for k, v in clock.t.items()}
+    out["other (copies, Python)"] = total / n - sum(out.values())
+    out["total"] = total / n
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kind", required=True, choices=["ours-sgd", "ours-ngsgd", "torch", "gemm"])
+    ap.add_argument("--dims", default="440-6x2048-8806")
+    ap.add_argument("--minibatch", type=int, default=1024)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--breakdown", action="store_true")
+    a = ap.parse_args()
+    dims = parse_dims(a.dims)
+    trainer = None
+    if a.kind.startswith("ours"):
+        step, trainer = ours(a.kind, dims, a.minibatch)
+        a.warmup = max(a.warmup, 11) if a.kind == "ours-ngsgd" else a.warmup  # past the first Fisher updates
+    elif a.kind == "torch":
+        step = torch_step(dims, a.minibatch)
+    else:
+        step = gemm_step(dims, a.minibatch)
+    for _ in range(a.warmup):
+        step()
+    times = []
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    result = {"kind": a.kind, "minibatch": a.minibatch, "threads": threads(), "step_s": times,
+              "median_s": float(np.median(times))}
+    if a.breakdown and trainer is not None:
+        result["breakdown_s"] = breakdown(trainer, step, a.steps)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

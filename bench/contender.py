@@ -12,6 +12,8 @@ Kinds:
   and the rest (copies, Python), timed one phase at a time (numpy runs synchronously);
 * torch: ``nn.Sequential`` of Linear + Sigmoid, ``CrossEntropyLoss(reduction=sum)``, ``optim.SGD``
   on ``torch.set_num_threads(T)`` (T from OPENBLAS_NUM_THREADS), as a PyTorch user writes it;
+* torch+numpy: PyTorch's step timed in a process that runs numpy's GEMMs between its steps (the
+  old suite's setting: OpenBLAS's and PyTorch's thread pools in one process);
 * gemm: only the step's matrix products on preallocated numpy arrays (forward x W^T, input
   derivatives dy W but the first layer's, gradients dy^T x), what the step cannot go below
   with this BLAS.
@@ -123,7 +125,6 @@ def breakdown(trainer, step, n: int) -> dict[str, float]:
             "softmax + objective" if comp.marker == "<Softmax>" else "element-wise")
         bwd = "backward GEMMs" if isinstance(comp, AffineTransform) else "element-wise"
         comp.forward = clock.wrap(fwd, comp.forward)
-        comp.forward_train = clock.wrap(fwd, comp.forward_train) if hasattr(comp, "forward_train") else None
         comp.backward = clock.wrap(bwd, comp.backward)
     trainer.optimizer.update = clock.wrap("updates (gradient GEMMs + apply)", trainer.optimizer.update)
     orig = trainer_mod.objective
@@ -143,7 +144,7 @@ def breakdown(trainer, step, n: int) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--kind", required=True, choices=["ours-sgd", "ours-ngsgd", "torch", "gemm"])
+    ap.add_argument("--kind", required=True, choices=["ours-sgd", "ours-ngsgd", "torch", "gemm", "torch+numpy"])
     ap.add_argument("--dims", default="440-6x2048-8806")
     ap.add_argument("--minibatch", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=6)
@@ -157,15 +158,26 @@ def main() -> int:
         a.warmup = max(a.warmup, 11) if a.kind == "ours-ngsgd" else a.warmup  # past the first Fisher updates
     elif a.kind == "torch":
         step = torch_step(dims, a.minibatch)
+    elif a.kind == "torch+numpy":   # the old suite's setting: numpy (OpenBLAS) work between PyTorch steps
+        tstep, nstep = torch_step(dims, a.minibatch), gemm_step(dims, a.minibatch)
+        step = None
     else:
         step = gemm_step(dims, a.minibatch)
-    for _ in range(a.warmup):
-        step()
     times = []
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    if step is None:   # torch+numpy: only the PyTorch steps are timed
+        for i in range(a.warmup + a.steps):
+            nstep()
+            t0 = time.perf_counter()
+            tstep()
+            if i >= a.warmup:
+                times.append(time.perf_counter() - t0)
+    else:
+        for _ in range(a.warmup):
+            step()
+        for _ in range(a.steps):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
     result = {"kind": a.kind, "minibatch": a.minibatch, "threads": threads(), "step_s": times,
               "median_s": float(np.median(times))}
     if a.breakdown and trainer is not None:

@@ -31,6 +31,7 @@ import logging
 import numpy as np
 
 from nnetavg.backend import get_array_module, to_numpy
+from nnetavg.blas import gemm
 from nnetavg.nnet.components import AffineTransform, Component
 from nnetavg.errors import NnetavgError, ObjectiveError
 from nnetavg.nnet.network import Network
@@ -80,7 +81,7 @@ class SGD:
     def _apply_affine(self, index: int, comp: AffineTransform, g, x, bias_col, scale: float,
                       learn_rate: float) -> None:
         """Equations (1)-(5) for the direction ``scale * g^T [x, bias_col]`` (``bias_col`` None: a
-        column of ones, i.e. the bias direction is ``sum_rows(g)``). ``g`` is overwritten: the
+        column of ones, i.e. the bias direction is ``sum_rows(g)``). ``g`` may be overwritten: the
         caller no longer needs it (back-propagation is past this layer)."""
         xp = get_array_module(x)
         W, b = comp.params["linearity"], comp.params["bias"]
@@ -93,19 +94,15 @@ class SGD:
         if self.opts.l2_penalty and lr:
             W *= 1.0 - lr * self.opts.l2_penalty * n                       # (3)
         if self._corr is None:
-            if lr:
-                g *= lr * scale                    # scaled in place: no scaled copy of g or x
-                W -= g.T @ x                                                # (1), (4)
-                if lr_b:
-                    b -= (lr_b / lr) * bias_dir(g)                          # (2), (4)
-            elif lr_b:
-                b -= (lr_b * scale) * bias_dir(g)
+            if lr:   # W -= lr scale g^T x accumulated inside the GEMM (beta = 1): no product array
+                gemm(-lr * scale, g, x, 1.0, W, trans_a=True)               # (1), (4)
+            if lr_b:
+                b -= (lr_b * scale) * bias_dir(g)                           # (2), (4)
         else:
             if scale != 1.0:
                 g *= scale
             cW, cb = self._corr[index]["linearity"], self._corr[index]["bias"]
-            cW *= self.opts.momentum
-            cW += g.T @ x                                                   # (1)
+            gemm(1.0, g, x, self.opts.momentum, cW, trans_a=True)           # (1): cW = m cW + g^T x
             cb *= self.opts.momentum
             cb += bias_dir(g)                                               # (2)
             if lr:

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""The training step against PyTorch and the bare GEMMs, measured fairly: every contender in its
+own process (bench/contender.py), the same threads, in turn, several rounds; each figure is the
+median over rounds of the per-round ratio. Also our step cut into phases.
+
+Usage:  .venv/bin/python bench/fair_step.py [--rounds 3] [--minibatch 256 1024] [--threads 2]
+e.g.:   .venv/bin/python bench/fair_step.py --dims 440-3x512-68 --rounds 5 --steps 20
+
+Contenders (one process each, every round, order rotated between rounds):
+  ours-sgd, ours-ngsgd, torch, gemm (numpy's BLAS, our bound), and torch+numpy: PyTorch timed in a
+  process that also runs numpy GEMMs between its steps, as the old suite did (two thread pools,
+  OpenBLAS's and PyTorch's OpenMP, on the same cores) -- kept to show why that figure was wrong;
+  ours-sgd-matmul: our SGD step with NNETAVG_BLAS=numpy (updates through matmul and a product
+  array instead of gemm with beta = 1: the step before that change, measured in the same run).
+Writes bench/RESULTS-fair_step.md (--out) with the machine, versions, the command and the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KINDS = ["ours-sgd", "ours-ngsgd", "torch", "gemm", "torch+numpy", "ours-sgd-matmul"]
+
+
+def run(kind: str, mb: int, a, breakdown: bool = False) -> dict:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads),
+               MKL_NUM_THREADS=str(a.threads))
+    if kind == "ours-sgd-matmul":
+        env["NNETAVG_BLAS"], kind = "numpy", "ours-sgd"
+    cmd = [sys.executable, os.path.join(HERE, "contender.py"), "--kind", kind, "--dims", a.dims,
+           "--minibatch", str(mb), "--steps", str(a.steps)] + (["--breakdown"] if breakdown else [])
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dims", default="440-6x2048-8806")
+    ap.add_argument("--minibatch", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per process (median taken)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--kinds", nargs="+", default=KINDS, choices=KINDS)
+    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS-fair_step.md"))
+    a = ap.parse_args()
+    times = {mb: {k: [] for k in a.kinds} for mb in a.minibatch}
+    for r in range(a.rounds):
+        order = a.kinds[r % len(a.kinds):] + a.kinds[:r % len(a.kinds)]
+        for mb in a.minibatch:
+            for kind in order:
+                times[mb][kind].append(run(kind, mb, a)["median_s"])
+            print(f"round {r + 1}/{a.rounds} minibatch {mb}: " +
+                  " ".join(f"{k}={times[mb][k][-1] * 1e3:.0f}ms" for k in a.kinds), flush=True)
+    parts = {mb: run("ours-sgd", mb, a, breakdown=True)["breakdown_s"] for mb in a.minibatch}
+
+    def ratio(mb, num, den):   # median over rounds of time(num)/time(den)
+        if num not in times[mb] or den not in times[mb]:
+            return float("nan")
+        return float(np.median(np.array(times[mb][num]) / np.array(times[mb][den])))
+
+    def fps(mb, k):
+        return mb / float(np.median(times[mb][k])) if k in times[mb] else float("nan")
+
+    head = ("| minibatch | ours SGD fr/s | ours NG-SGD fr/s | PyTorch fr/s | GEMM-only fr/s | ours / PyTorch | "
+            "ours / GEMM bound | NG-SGD overhead | ours / ours with matmul updates | "
+            "PyTorch in a process with numpy: ours / PyTorch |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
+    rows = [f"| {mb} | {fps(mb, 'ours-sgd'):,.0f} | {fps(mb, 'ours-ngsgd'):,.0f} | {fps(mb, 'torch'):,.0f} | "
+            f"{fps(mb, 'gemm'):,.0f} | {ratio(mb, 'torch', 'ours-sgd'):.2f} | {ratio(mb, 'gemm', 'ours-sgd'):.2f} | "
+            f"{ratio(mb, 'ours-ngsgd', 'ours-sgd') - 1:+.1%} | {ratio(mb, 'ours-sgd-matmul', 'ours-sgd'):.2f} | "
+            f"{ratio(mb, 'torch+numpy', 'ours-sgd'):.2f} |"
+            for mb in a.minibatch]
+    phases = list(next(iter(parts.values())))
+    bhead = "| phase | " + " | ".join(f"minibatch {mb}: ms (share)" for mb in a.minibatch) + " |\n|---|" + \
+        "---|" * len(a.minibatch)
+    brows = [f"| {ph} | " + " | ".join(f"{parts[mb][ph] * 1e3:.1f} ({parts[mb][ph] / parts[mb]['total']:.0%})"
+                                       for mb in a.minibatch) + " |" for ph in phases]
+    try:
+        import torch
+        tv = torch.__version__
+    except ImportError:
+        tv = "not installed"
+    info = (f"network {a.dims} sigmoid, float32; {a.threads} threads (OPENBLAS/OMP/MKL_NUM_THREADS, "
+            f"torch.set_num_threads); every contender in its own process, in turn, {a.rounds} rounds of "
+            f"{a.steps} timed steps; figures are medians over rounds of per-round ratios. "
+            f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, numpy {np.__version__}, "
+            f"torch {tv}")
+    cmd = "python bench/fair_step.py " + " ".join(sys.argv[1:])
+    text = (f"# Training step, measured fairly\n\nCommand: `{cmd}`\n\n{info}.\n\n" + "\n".join([head] + rows) +
+            "\n\nOur SGD step by phase (one process with timers around each phase; the timers add a little):\n\n" +
+            "\n".join([bhead] + brows) + "\n")
+    print(text)
+    with open(a.out, "w") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

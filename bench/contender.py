@@ -14,9 +14,9 @@ Kinds:
   on ``torch.set_num_threads(T)`` (T from OPENBLAS_NUM_THREADS), as a PyTorch user writes it;
 * torch+numpy: PyTorch's step timed in a process that runs numpy's GEMMs between its steps (the
   old suite's setting: OpenBLAS's and PyTorch's thread pools in one process);
-* gemm: only the step's matrix products on preallocated numpy arrays (forward x W^T, input
-  derivatives dy W but the first layer's, gradients dy^T x), what the step cannot go below
-  with this BLAS.
+* gemm: only the step's matrix products on preallocated arrays, through the same BLAS calls
+  (forward x W^T, input derivatives dy W but the first layer's, the update W -= lr dy^T x
+  accumulated in the GEMM), what the step cannot go below with this BLAS.
 """
 
 from __future__ import annotations
@@ -82,20 +82,23 @@ def torch_step(dims: list[int], mb: int):
 
 
 def gemm_step(dims: list[int], mb: int):
+    """The step's matrix products alone, through the BLAS our step uses (lib/nnetavg/blas.py:
+    numpy's bundled OpenBLAS, C = alpha op(A) op(B) + beta C straight into preallocated arrays)."""
+    from nnetavg.blas import gemm
     rng = np.random.default_rng(0)
     acts = [rng.standard_normal((mb, d)).astype(np.float32) for d in dims]
     Ws = [rng.standard_normal((o, i)).astype(np.float32) for i, o in zip(dims[:-1], dims[1:])]
     outs = [np.empty((mb, o), np.float32) for o in dims[1:]]
     dxs = [np.empty((mb, i), np.float32) for i in dims[:-1]]
-    grads = [np.empty_like(W) for W in Ws]
+    grads = [np.zeros_like(W) for W in Ws]
 
     def step():
         for i, W in enumerate(Ws):
-            np.matmul(acts[i], W.T, out=outs[i])
+            gemm(1.0, acts[i], W, 0.0, outs[i], trans_b=True)          # y = x W^T
         for i in range(len(Ws) - 1, -1, -1):
-            np.matmul(outs[i].T, acts[i], out=grads[i])
             if i > 0:
-                np.matmul(outs[i], Ws[i], out=dxs[i])
+                gemm(1.0, outs[i], Ws[i], 0.0, dxs[i])                  # dx = dy W
+            gemm(-1e-9, outs[i], acts[i], 1.0, grads[i], trans_a=True)  # W -= lr dy^T x
     return step
 
 

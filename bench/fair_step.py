@@ -52,6 +52,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--kinds", nargs="+", default=KINDS, choices=KINDS)
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS-fair_step.md"))
+    ap.add_argument("--json", default="", help="also write the figures to this JSON file")
     a = ap.parse_args()
     times = {mb: {k: [] for k in a.kinds} for mb in a.minibatch}
     for r in range(a.rounds):
@@ -102,6 +103,16 @@ def main() -> int:
     print(text)
     with open(a.out, "w") as f:
         f.write(text)
+    if a.json:
+        rows_json = [{"minibatch": mb, "sgd_fps": fps(mb, "ours-sgd"), "ngsgd_fps": fps(mb, "ours-ngsgd"),
+                      "torch_fps": fps(mb, "torch"), "gemm_fps": fps(mb, "gemm"),
+                      "ours_vs_torch": ratio(mb, "torch", "ours-sgd"), "gemm_fraction": ratio(mb, "gemm", "ours-sgd"),
+                      "ng_overhead": ratio(mb, "ours-ngsgd", "ours-sgd") - 1,
+                      "vs_matmul_updates": ratio(mb, "ours-sgd-matmul", "ours-sgd"),
+                      "ours_vs_torch_same_process": ratio(mb, "torch+numpy", "ours-sgd"), "breakdown_s": parts[mb],
+                      "times_s": times[mb]} for mb in a.minibatch]
+        with open(a.json, "w") as f:
+            json.dump({"info": info, "rows": rows_json}, f, indent=1)
     return 0
 
 

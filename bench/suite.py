@@ -7,7 +7,9 @@ Usage:  .venv/bin/python bench/suite.py [--quick] [--use-gpu no|yes]
 e.g.:   ./setup.sh bench && .venv/bin/python bench/suite.py
 
 Parts (each also runnable alone):
-  bench/train_step.py     SGD / NG-SGD step vs the bare-GEMM time of the same products, vs PyTorch
+  bench/fair_step.py      SGD / NG-SGD step vs the bare GEMMs and vs PyTorch, every contender in its
+                          own process, in turn, medians of per-round ratios (the CPU figures)
+  bench/train_step.py     the same step in one process (with --use-gpu yes: against cuBLAS)
   bench/mpi_mixing.py     mixing cost with 2 MPI ranks at K = 10 and 20 (run under mpiexec -n 2)
   bench/data_pipeline.py  reading + CMVN + splicing + shuffling vs what training consumes
   bench/memory.py         peak memory per process vs the parameter bytes (SGD and NG-SGD)
@@ -66,9 +68,14 @@ def main() -> int:
     steps = "2" if a.quick else "10"
     py = sys.executable
     with tempfile.TemporaryDirectory() as d:
-        print(f"train_step ({dims}) ...", flush=True)
-        run([py, f"{HERE}/train_step.py", "--dims", dims, "--steps", steps, "--use-gpu", a.use_gpu,
-             "--out", f"{d}/ts.md", "--json", f"{d}/ts.json"])
+        if a.use_gpu == "no":
+            print(f"fair_step ({dims}, separate processes) ...", flush=True)
+            run([py, f"{HERE}/fair_step.py", "--dims", dims, "--rounds", "2" if a.quick else "5", "--steps",
+                 "2" if a.quick else "5", "--out", f"{d}/ts.md", "--json", f"{d}/ts.json"])
+        else:
+            print(f"train_step ({dims}) ...", flush=True)
+            run([py, f"{HERE}/train_step.py", "--dims", dims, "--steps", steps, "--use-gpu", a.use_gpu,
+                 "--out", f"{d}/ts.md", "--json", f"{d}/ts.json"])
         print("mpi_mixing (2 ranks) ...", flush=True)
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
         run([f"{BIN}/mpiexec", "-n", "2", py, f"{HERE}/mpi_mixing.py", "--dims", dims, "--repeats", "3" if a.quick else "5",
@@ -87,20 +94,21 @@ def main() -> int:
     def target(name, value, reference, goal, ok):
         targets.append((name, value, reference, goal, "met" if ok else "NOT met"))
 
-    for mb, goal in ((1024, 0.85), (256, 0.70)):
+    for mb, goal in ((1024, 0.92), (256, 0.92)):
         if mb in rows:
             r = rows[mb]
             target(f"SGD step, minibatch {mb}: fraction of the GEMM bound", f"{r['gemm_fraction']:.2f} ({r['sgd_fps']:,.0f} frames/s)",
                    f"GEMM only {r['gemm_fps']:,.0f} frames/s", f">= {goal}", r["gemm_fraction"] >= goal)
     for mb, r in sorted(rows.items()):
         if r["torch_fps"] == r["torch_fps"]:  # not NaN
-            target(f"SGD step, minibatch {mb}: ours / PyTorch", f"{r['ours_vs_torch']:.2f}",
-                   f"PyTorch {r['torch_fps']:,.0f} frames/s", ">= 1.0", r["ours_vs_torch"] >= 1.0)
+            goal = 1.0 if mb >= 1024 else 0.95
+            target(f"SGD step, minibatch {mb}: ours / PyTorch (separate processes)", f"{r['ours_vs_torch']:.2f}",
+                   f"PyTorch {r['torch_fps']:,.0f} frames/s", f">= {goal}", r["ours_vs_torch"] >= goal)
         else:
             targets.append((f"SGD step, minibatch {mb}: ours / PyTorch", "-", "torch not installed (./setup.sh bench)", ">= 1.0", "not measured"))
     for mb, r in sorted(rows.items()):
         target(f"NG-SGD overhead over SGD, minibatch {mb}", f"{r['ng_overhead']:+.1%} ({r['ngsgd_fps']:,.0f} frames/s)",
-               f"SGD {r['sgd_fps']:,.0f} frames/s", "<= 10%", r["ng_overhead"] <= 0.10)
+               f"SGD {r['sgd_fps']:,.0f} frames/s", "<= 5%", r["ng_overhead"] <= 0.05)
     for k in ("10", "20"):
         f = mpi["mix_fraction"][k]["allreduce"]
         target(f"averaging (all-reduce) with 2 ranks, K = {k}: share of wall time", f"{f:.2%}",

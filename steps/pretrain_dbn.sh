@@ -43,7 +43,12 @@ mkdir -p "$dir/log"
 cp "$egs/final.feature_transform" "$dir/final.feature_transform"
 cat "$egs"/feats.*.scp > "$dir/train.scp"
 if [ "$nj" -gt 1 ]; then
-  feats="scp:$egs/feats.JOB.scp"
+  # every archive's utterances, dealt round-robin to the ranks (not archives 1..nj only)
+  for j in $(seq "$nj"); do
+    awk -v j="$j" -v n="$nj" 'NR % n == j % n' "$dir/train.scp" > "$dir/train.$j.scp"
+    [ -s "$dir/train.$j.scp" ] || { echo "$0: fewer utterances than --nj $nj" >&2; exit 1; }
+  done
+  feats="scp:$dir/train.JOB.scp"
   train=(env OPENBLAS_NUM_THREADS=1 $mpi_cmd -n "$nj" rbm-train-cd1 --mpi=true --average-every="$average_every")
 else
   feats="scp:$dir/train.scp"

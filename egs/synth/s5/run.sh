@@ -29,6 +29,7 @@ optimizer=sgd         # sgd | ngsgd
 ng_state=keep         # ngsgd: reset | keep the Fisher estimates across iterations (see RESULTS.md)
 pretrain=false        # RBM-pretrain the hidden layers (a DBN) before training
 linear_baseline=true  # also train a linear (softmax regression) model the same way
+use_gpu=no            # yes | optional | no: train on a GPU through CuPy (./setup.sh gpu)
 data=data
 egs=egs
 exp=exp
@@ -36,7 +37,7 @@ exp=exp
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large|big] [--nj N] [--num-iters N]
   [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--optimizer sgd|ngsgd]
   [--ng-state reset|keep] [--epoch-schedule exponential|newbob] [--pretrain true|false] [--parallel files|mpi] [--mixing allreduce|butterfly|ring|bmuf] [--average-every K]
-  [--linear-baseline true|false] [--data DIR --egs DIR --exp DIR]"
+  [--linear-baseline true|false] [--use-gpu yes|optional|no] [--data DIR --egs DIR --exp DIR]"
 . ./cmd.sh
 . ./path.sh
 . steps/parse_options.sh
@@ -82,7 +83,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     --hidden-layers 0 --write-proto $exp/linear/nnet.proto $exp/linear/0.nnet
 fi
 
-common=(--minibatch-size $minibatch_size --optimizer $optimizer
+common=(--minibatch-size $minibatch_size --optimizer $optimizer --use-gpu $use_gpu
         --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate)
 if [ $parallel = mpi ]; then
   train=(steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters --epoch-schedule $epoch_schedule --mixing $mixing

@@ -11,7 +11,9 @@ Contenders (one process each, every round, order rotated between rounds):
   process that also runs numpy GEMMs between its steps, as the old suite did (two thread pools,
   OpenBLAS's and PyTorch's OpenMP, on the same cores) -- kept to show why that figure was wrong;
   ours-sgd-matmul: our SGD step with NNETAVG_BLAS=numpy (updates through matmul and a product
-  array instead of gemm with beta = 1: the step before that change, measured in the same run).
+  array instead of gemm with beta = 1: the step before that change, measured in the same run);
+  with --mkl LIB (libmkl_rt.so.2 of `pip install mkl`): ours-sgd-mkl and gemm-mkl, our step and
+  the bare GEMMs with every GEMM through MKL instead of numpy's OpenBLAS (a side-by-side trial).
 Writes bench/RESULTS-fair_step.md (--out) with the machine, versions, the command and the tables.
 """
 
@@ -28,6 +30,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KINDS = ["ours-sgd", "ours-ngsgd", "torch", "gemm", "torch+numpy", "ours-sgd-matmul"]
+MKL_KINDS = ["ours-sgd-mkl", "gemm-mkl"]
 
 
 def run(kind: str, mb: int, a, breakdown: bool = False) -> dict:
@@ -35,6 +38,10 @@ def run(kind: str, mb: int, a, breakdown: bool = False) -> dict:
                MKL_NUM_THREADS=str(a.threads))
     if kind == "ours-sgd-matmul":
         env["NNETAVG_BLAS"], kind = "numpy", "ours-sgd"
+    if kind.endswith("-mkl"):
+        env.update(NNETAVG_BLAS=a.mkl, MKL_THREADING_LAYER="GNU",
+                   LD_LIBRARY_PATH=os.path.dirname(a.mkl) + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
+        kind = kind[:-4]
     cmd = [sys.executable, os.path.join(HERE, "contender.py"), "--kind", kind, "--dims", a.dims,
            "--minibatch", str(mb), "--steps", str(a.steps)] + (["--breakdown"] if breakdown else [])
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -50,10 +57,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=6, help="timed steps per process (median taken)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--kinds", nargs="+", default=KINDS, choices=KINDS)
+    ap.add_argument("--kinds", nargs="+", default=None, choices=KINDS + MKL_KINDS)
+    ap.add_argument("--mkl", default="", help="libmkl_rt.so.2 to try MKL's GEMMs side by side")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS-fair_step.md"))
     ap.add_argument("--json", default="", help="also write the figures to this JSON file")
     a = ap.parse_args()
+    if a.kinds is None:
+        a.kinds = KINDS + (MKL_KINDS if a.mkl else [])
     times = {mb: {k: [] for k in a.kinds} for mb in a.minibatch}
     for r in range(a.rounds):
         order = a.kinds[r % len(a.kinds):] + a.kinds[:r % len(a.kinds)]
@@ -74,12 +84,13 @@ def main() -> int:
 
     head = ("| minibatch | ours SGD fr/s | ours NG-SGD fr/s | PyTorch fr/s | GEMM-only fr/s | ours / PyTorch | "
             "ours / GEMM bound | NG-SGD overhead | ours / ours with matmul updates | "
-            "PyTorch in a process with numpy: ours / PyTorch |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+            "PyTorch in a process with numpy: ours / PyTorch | with MKL: ours / PyTorch | MKL GEMMs / OpenBLAS GEMMs |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = [f"| {mb} | {fps(mb, 'ours-sgd'):,.0f} | {fps(mb, 'ours-ngsgd'):,.0f} | {fps(mb, 'torch'):,.0f} | "
             f"{fps(mb, 'gemm'):,.0f} | {ratio(mb, 'torch', 'ours-sgd'):.2f} | {ratio(mb, 'gemm', 'ours-sgd'):.2f} | "
             f"{ratio(mb, 'ours-ngsgd', 'ours-sgd') - 1:+.1%} | {ratio(mb, 'ours-sgd-matmul', 'ours-sgd'):.2f} | "
-            f"{ratio(mb, 'torch+numpy', 'ours-sgd'):.2f} |"
+            f"{ratio(mb, 'torch+numpy', 'ours-sgd'):.2f} | {ratio(mb, 'torch', 'ours-sgd-mkl'):.2f} | "
+            f"{ratio(mb, 'gemm', 'gemm-mkl'):.2f} |"
             for mb in a.minibatch]
     phases = list(next(iter(parts.values())))
     bhead = "| phase | " + " | ".join(f"minibatch {mb}: ms (share)" for mb in a.minibatch) + " |\n|---|" + \
@@ -109,7 +120,9 @@ def main() -> int:
                       "ours_vs_torch": ratio(mb, "torch", "ours-sgd"), "gemm_fraction": ratio(mb, "gemm", "ours-sgd"),
                       "ng_overhead": ratio(mb, "ours-ngsgd", "ours-sgd") - 1,
                       "vs_matmul_updates": ratio(mb, "ours-sgd-matmul", "ours-sgd"),
-                      "ours_vs_torch_same_process": ratio(mb, "torch+numpy", "ours-sgd"), "breakdown_s": parts[mb],
+                      "ours_vs_torch_same_process": ratio(mb, "torch+numpy", "ours-sgd"),
+                      "ours_mkl_vs_torch": ratio(mb, "torch", "ours-sgd-mkl"), "mkl_gemm_speedup": ratio(mb, "gemm", "gemm-mkl"),
+                      "breakdown_s": parts[mb],
                       "times_s": times[mb]} for mb in a.minibatch]
         with open(a.json, "w") as f:
             json.dump({"info": info, "rows": rows_json}, f, indent=1)

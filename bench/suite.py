@@ -63,6 +63,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--use-gpu", default="no")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--mkl", default="", help="libmkl_rt.so.2 (pip install mkl): also try MKL's GEMMs side by side")
     a = ap.parse_args()
     dims = "440-3x1024-2000" if a.quick else "440-6x2048-8806"
     steps = "2" if a.quick else "10"
@@ -71,7 +72,8 @@ def main() -> int:
         if a.use_gpu == "no":
             print(f"fair_step ({dims}, separate processes) ...", flush=True)
             run([py, f"{HERE}/fair_step.py", "--dims", dims, "--rounds", "2" if a.quick else "5", "--steps",
-                 "2" if a.quick else "5", "--out", f"{d}/ts.md", "--json", f"{d}/ts.json"])
+                 "2" if a.quick else "5", "--out", f"{d}/ts.md", "--json", f"{d}/ts.json"]
+                + (["--mkl", a.mkl] if a.mkl else []))
         else:
             print(f"train_step ({dims}) ...", flush=True)
             run([py, f"{HERE}/train_step.py", "--dims", dims, "--steps", steps, "--use-gpu", a.use_gpu,

@@ -8,7 +8,9 @@ over it. BLAS's gemm accumulates straight into ``W``. numpy wheels bundle OpenBL
 
 :func:`gemm` falls back to plain array expressions (the reference, and the CuPy path) when the
 arrays are not numpy float32/float64 matrices with contiguous rows, or when numpy's BLAS does not
-export CBLAS under a known name. ``NNETAVG_BLAS=numpy`` forces the fallback (for comparisons).
+export CBLAS under a known name. ``NNETAVG_BLAS=numpy`` forces the fallback (for comparisons);
+``NNETAVG_BLAS=/path/to/libmkl_rt.so.2`` (or any library exporting LP64 ``cblas_sgemm``) makes
+:func:`gemm` call that library instead (bench/fair_step.py measures MKL side by side this way).
 """
 
 from __future__ import annotations
@@ -28,9 +30,14 @@ _int = ctypes.c_int64
 def _load() -> dict:
     """{dtype: cblas ?gemm function} from numpy's bundled OpenBLAS; {} when not available."""
     global _lib, _int
-    if _lib is not None or os.environ.get("NNETAVG_BLAS", "") == "numpy":
+    choice = os.environ.get("NNETAVG_BLAS", "")
+    if _lib is not None or choice == "numpy":
         return _funcs
     _lib = False
+    if choice:
+        lib = ctypes.CDLL(choice)
+        _bind(lib, lib.cblas_sgemm, lib.cblas_dgemm, ctypes.c_int32)
+        return _funcs
     libs = sorted(glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "libscipy_openblas*.so*")))
     for path in libs:
         try:
@@ -42,19 +49,31 @@ def _load() -> dict:
                 s, d = getattr(lib, f"scipy_cblas_sgemm{suffix}"), getattr(lib, f"scipy_cblas_dgemm{suffix}")
             except AttributeError:
                 continue
-            _int = int_type
-            for fn, ctype in ((s, ctypes.c_float), (d, ctypes.c_double)):
-                fn.restype = None
-                fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, _int, _int, _int, ctype, ctypes.c_void_p, _int,
-                               ctypes.c_void_p, _int, ctype, ctypes.c_void_p, _int]
-            _funcs.update({np.dtype(np.float32): s, np.dtype(np.float64): d})
-            _lib = lib
+            _bind(lib, s, d, int_type)
             return _funcs
     return _funcs
 
 
+def _bind(lib, s, d, int_type) -> None:
+    global _lib, _int
+    _int = int_type
+    for fn, ctype in ((s, ctypes.c_float), (d, ctypes.c_double)):
+        fn.restype = None
+        fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, _int, _int, _int, ctype, ctypes.c_void_p, _int,
+                       ctypes.c_void_p, _int, ctype, ctypes.c_void_p, _int]
+    _funcs.update({np.dtype(np.float32): s, np.dtype(np.float64): d})
+    _lib = lib
+
+
 def available() -> bool:
     return bool(_load())
+
+
+def ready(*arrays) -> bool:
+    """Whether :func:`gemm` on these arrays goes to the BLAS (numpy arrays of one float dtype),
+    not to the array fallback; callers keep their own expression otherwise (CuPy)."""
+    return all(isinstance(a, np.ndarray) for a in arrays) and len({a.dtype for a in arrays}) == 1 \
+        and arrays[0].dtype in _load()
 
 
 def _operand(a: np.ndarray, trans: bool):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnetavg import blas
 from nnetavg.backend import get_array_module
 from nnetavg.errors import FormatError
 from nnetavg.io.kaldi_basic import KaldiReader, KaldiWriter
@@ -128,12 +129,23 @@ class AffineTransform(Component):
         return self.lr_coef if name == "linearity" else self.bias_lr_coef
 
     def forward(self, x):
-        y = x @ self.param("linearity").T
-        y += self.param("bias")
+        W, b = self.param("linearity"), self.param("bias")
+        if blas.ready(x, W, b):   # y = b, then y += x W^T inside the GEMM (beta = 1): one pass less
+            y = np.empty((x.shape[0], W.shape[0]), dtype=x.dtype)
+            y[...] = b
+            blas.gemm(1.0, x, W, 1.0, y, trans_b=True)
+            return y
+        y = x @ W.T
+        y += b
         return y
 
     def backward(self, x, y, dy):
-        return dy @ self.param("linearity")
+        W = self.param("linearity")
+        if blas.ready(dy, W):
+            dx = np.empty((dy.shape[0], W.shape[1]), dtype=dy.dtype)
+            blas.gemm(1.0, dy, W, 0.0, dx)
+            return dx
+        return dy @ W
 
     def param_gradients(self, x, y, dy):
         return {"linearity": dy.T @ x, "bias": dy.sum(axis=0)}

@@ -58,27 +58,12 @@ def ours(kind: str, dims: list[int], mb: int):
 
 
 def torch_step(dims: list[int], mb: int):
-    import torch
-    torch.set_num_threads(threads())
-    layers = []
-    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
-        layers.append(torch.nn.Linear(d_in, d_out))
-        if i < len(dims) - 2:
-            layers.append(torch.nn.Sigmoid())
-    model = torch.nn.Sequential(*layers)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-5)
-    loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
+    """PyTorch's step (bench/train_step.py's make_torch_step) on this process's threads."""
+    from train_step import make_torch_step
     rng = np.random.default_rng(0)
-    tx = torch.from_numpy(rng.standard_normal((mb, dims[0])).astype(np.float32))
-    tt = torch.from_numpy(rng.integers(0, dims[-1], mb).astype(np.int64))
-
-    def step():
-        opt.zero_grad(set_to_none=False)
-        loss = loss_fn(model(tx), tt)
-        loss.backward()
-        opt.step()
-        loss.item()
-    return step
+    x = rng.standard_normal((mb, dims[0])).astype(np.float32)
+    t = rng.integers(0, dims[-1], mb).astype(np.int32)
+    return make_torch_step(dims, x, t)
 
 
 def gemm_step(dims: list[int], mb: int):

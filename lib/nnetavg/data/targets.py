@@ -35,6 +35,11 @@ class SoftTargets:
         post = targets if isinstance(targets, Posterior) else Posterior.from_alignment(targets)
         ids, w = post.ids, post.weights.astype(np.float32)
         T = ids.shape[0]
+        fw = np.ones(T, dtype=np.float32) if frame_weight is None else np.asarray(frame_weight, np.float32)[:T]
+        if ids.shape[1] == 1:   # one target per frame (alignments, weighted): no per-frame loop
+            p = w[:, 0].astype(np.float64)
+            return cls(ids.astype(np.int32), w, fw, ids[:, 0].astype(np.int32),
+                       (-p * np.log(p + 1e-20)).astype(np.float32))
         best = np.zeros(T, dtype=np.int32)
         entropy = np.zeros(T, dtype=np.float32)
         for t in range(T):   # merge repeated ids of a frame before arg-max and entropy
@@ -46,7 +51,6 @@ class SoftTargets:
                 best[t] = max(merged, key=merged.get)
                 p = np.array(list(merged.values()), dtype=np.float64)
                 entropy[t] = -np.sum(p * np.log(p + 1e-20))
-        fw = np.ones(T, dtype=np.float32) if frame_weight is None else np.asarray(frame_weight, np.float32)[:T]
         return cls(ids.astype(np.int32), w, fw, best, entropy)
 
     def __len__(self) -> int:

@@ -14,9 +14,12 @@ lr_schedule=minibatch-decay  # constant | minibatch-decay (ASGD-hand: x lr_decay
 chunk_size=1h                # data chunk (frames or hours): search picks the rate per chunk
 search_fraction=0.03         # share of a chunk the search trains on (sampled from archive 1)
 lr_decay=0.999
+final_learning_rate=         # minibatch-decay: rate of the last update of the pass; sets the decay from
+                             # the egs' frame count, (final/initial)^(minibatch/frames) (empty: --lr-decay)
 averaged_sgd=true
 asgd_eta=0.01
 cv_check_every=200           # updates between CV comparisons of average and current model (0: end only)
+cv_check_frames=50000        # CV frames those comparisons use (0: all); the final choice uses all
 minibatch_size=256
 randomizer_size=32768
 seed=777
@@ -26,8 +29,8 @@ train_opts=""
 
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --lr-schedule minibatch-decay --lr-decay 0.999 egs exp/asgd/0.nnet exp/asgd
-Options: --mpi-cmd, --learning-rate, --lr-schedule, --lr-decay, --chunk-size, --search-fraction, --averaged-sgd,
-  --asgd-eta, --cv-check-every,
+Options: --mpi-cmd, --learning-rate, --lr-schedule, --lr-decay, --final-learning-rate, --chunk-size,
+  --search-fraction, --averaged-sgd, --asgd-eta, --cv-check-every, --cv-check-frames,
   --minibatch-size, --randomizer-size, --seed, --threads-per-rank, --train-opts"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
@@ -39,6 +42,17 @@ start_exp_dir "$egs" "$dir"   # checks the egs, sets nj
 if [ -f "$dir/final.nnet" ]; then
   echo "$0: $dir/final.nnet exists, not retraining"
 else
+  # frames of one pass ~ the training pdf counts' sum; updates = frames / minibatch
+  frames=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) s += $i} END {printf "%d", s}' "$egs/ali_train_pdf.counts")
+  updates=$(( frames / minibatch_size ))
+  if [ -n "$final_learning_rate" ] && [ "$lr_schedule" = minibatch-decay ]; then
+    [ "$updates" -gt 0 ] || { echo "$0: no training frames counted in $egs/ali_train_pdf.counts" >&2; exit 1; }
+    lr_decay=$(awk -v a="$learning_rate" -v b="$final_learning_rate" -v u="$updates" 'BEGIN{printf "%.9f", exp(log(b / a) / u)}')
+    echo "$0: $frames frames = $updates updates: decay $lr_decay per update takes the rate from $learning_rate to $final_learning_rate"
+  elif [ "$lr_schedule" = minibatch-decay ] && [ "$updates" -gt 0 ]; then
+    awk -v a="$learning_rate" -v d="$lr_decay" -v u="$updates" -v f="$frames" 'BEGIN{e = a * exp(u * log(d));
+      if (e < 1e-3 * a) printf "%s: warning: decay %s over the pass'"'"'s %d updates (%d frames) ends at rate %.3g, below 1/1000 of the start: the end of the data is not learnt; set --final-learning-rate\n", "'"$0"'", d, u, f, e}' >&2
+  fi
   echo "$0: 1 server + $nj workers, $lr_schedule from $learning_rate, averaged SGD $averaged_sgd"
   # shellcheck disable=SC2086
   run_mpi "$dir/log/train_asgd.log" $((nj + 1)) "$threads_per_rank" \
@@ -46,7 +60,7 @@ else
     --lr-decay="$lr_decay" --averaged-sgd="$averaged_sgd" --asgd-eta="$asgd_eta" \
     --chunk-size="$chunk_size" --search-fraction="$search_fraction" \
     --search-feats="scp:$egs/feats.1.scp" --search-ali="ark:$egs/ali.1.ark" \
-    --cv-check-every="$cv_check_every" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
+    --cv-check-every="$cv_check_every" --cv-check-frames="$cv_check_frames" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
     --randomizer-seed="$seed" $train_opts --feature-transform="$dir/final.feature_transform" \
     --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" \
     "$init" "scp:$egs/feats.JOB.scp" "ark:$egs/ali.JOB.ark" "$dir/final.nnet"

@@ -232,6 +232,30 @@ def test_train_asgd_step(recipe_copy):
     assert "chunk 1: learn-rate=" in log and all(f"rank {r}/5" in log for r in range(5))
 
 
+@pytest.mark.slow
+def test_train_asgd_hand_decay_follows_the_data_size(recipe_copy):
+    """ASGD-hand with --final-learning-rate: the per-update decay comes from the egs' frame count so
+    the last update runs at about the final rate (a fixed 0.999 ends near 0 on a big corpus); a
+    decay that would starve the end of the pass is warned about."""
+    env = tiny_egs(recipe_copy)
+    p = subprocess.run(["bash", "steps/train_asgd.sh", "--final-learning-rate", "0.0008", "--cv-check-every", "20",
+                        "--cv-check-frames", "500", "egs", "exp/dnn/0.nnet", "exp/asgd_hand"], cwd=recipe_copy,
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m = re.search(r"(\d+) frames = (\d+) updates: decay (\S+) per update takes the rate from 0.008 to 0.0008", p.stdout)
+    assert m, p.stdout
+    frames, updates, decay = int(m.group(1)), int(m.group(2)), float(m.group(3))
+    assert updates == frames // 256 and 0.008 * decay ** updates == pytest.approx(0.0008, rel=1e-4)
+    last = float(re.search(r"last-learn-rate=(\S+)", p.stdout).group(1))
+    applied = int(re.search(r"gradients-applied=(\d+)", p.stdout).group(1))
+    assert last == pytest.approx(0.008 * decay ** (applied - 1), rel=1e-4) and 0.0005 < last < 0.0013
+    log = (recipe_copy / "exp" / "asgd_hand" / "log" / "train_asgd.log").read_text()
+    assert "CV checks on the first 500 frames" in log
+    p = subprocess.run(["bash", "steps/train_asgd.sh", "--lr-decay", "0.5", "--cv-check-every", "0", "egs",
+                        "exp/dnn/0.nnet", "exp/asgd_starved"], cwd=recipe_copy, capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and "below 1/1000 of the start: the end of the data is not learnt" in p.stderr, p.stderr
+
+
 def test_epoch_schedule_option_and_its_old_spelling(recipe_copy):
     """Between iterations the schedule is --epoch-schedule (--lr-schedule means "within a pass" in
     every trainer); the old spelling still works, with a warning."""

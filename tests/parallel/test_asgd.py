@@ -230,3 +230,26 @@ def test_asgd_use_gpu_reaches_the_device_path(data, device):
     p = asgd(3, data, data / "gpu", "--use-gpu=yes", "--verbose=1")
     assert p.returncode == 0, p.stderr
     assert "server gradients-applied=" in p.stderr and (data / "gpu").exists()
+
+
+def test_cv_check_on_a_sample_in_memory(tmp_path):
+    """The server's periodic CV check (--cv-check-frames): the cross-entropy per frame on the first
+    N CV frames, equal to the full evaluation when N covers the set, and to the same figure computed
+    directly on the first N frames otherwise."""
+    import numpy as np
+    from nnetavg.data.utterances import DataStats, labelled_utterances
+    from nnetavg.io.nnet1 import read_nnet
+    from nnetavg.parallel.asgd_training import _cv_check
+    from nnetavg.train.lr_search import mean_cross_entropy
+    from nnetavg.train.trainer import evaluate
+    make_labelled_data(tmp_path, num_utts=12, seed=99, name="cv")
+    run_cmd(["nnet-init", "--input-dim=6", "--output-dim=5", "--hidden-layers=1", "--hidden-dim=24", f"{tmp_path}/0.nnet"])
+    net = read_nnet(str(tmp_path / "0.nnet"))
+    feats, ali = f"scp:{tmp_path}/cv/feats.scp", f"ark:{tmp_path}/cv/ali.ark"
+    full = evaluate(net, feats, ali, None)
+    assert _cv_check(net, feats, ali, None, 10 ** 9)(net) == pytest.approx(full.cross_entropy, rel=1e-5)
+    assert _cv_check(net, feats, ali, None, 0)(net) == pytest.approx(full.cross_entropy, rel=1e-6)
+    xs, ts = zip(*[(x, t) for _, x, t in labelled_utterances(feats, ali, 5, 6, None, DataStats())])
+    x, t = np.concatenate(xs)[:37], np.concatenate(ts)[:37]
+    assert _cv_check(net, feats, ali, None, 37)(net) == pytest.approx(mean_cross_entropy(net, x, t), rel=1e-6)
+    assert abs(mean_cross_entropy(net, x, t) - full.cross_entropy) > 1e-6  # a real subset

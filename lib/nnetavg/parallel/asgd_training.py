@@ -27,7 +27,7 @@ from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator
 from nnetavg.parallel.server import ServerCheckpoint, report_line, run_server, run_worker, start_positions
 from nnetavg.train.iterate_averaging import IterateAverager
-from nnetavg.train.lr_search import SHRINK, search_learning_rate
+from nnetavg.train.lr_search import SHRINK, mean_cross_entropy, search_learning_rate
 from nnetavg.train.optim import SGDOptions
 from nnetavg.train.schedules import make_schedule
 from nnetavg.train.trainer import TrainOptions, evaluate
@@ -47,6 +47,7 @@ class AsgdOptions:
     search_fraction: float = dataclasses.field(default=0.03, metadata={"help": "Share of a chunk used by the search"})
     checkpoint_every: int = dataclasses.field(default=1000, metadata={"help": "With --checkpoint: the server saves its state every N updates (and on a preemption signal)"})
     cv_check_every: int = dataclasses.field(default=200, metadata={"help": "With --cv-feats: compare average and current model every N updates; switch to the Polyak average when the average wins (0: only at the end)"})
+    cv_check_frames: int = dataclasses.field(default=50000, metadata={"help": "Frames of the CV set (its first utterances, held in memory) used by those periodic comparisons; the choice at the end uses all of it (0: all, read every time)"})
 
     def chunk_frames(self) -> int:
         try:
@@ -92,7 +93,7 @@ def _server(comm: Communicator, nnet: Network, transform, opts: TrainOptions, sg
     name = "constant" if opts.lr_schedule in ("adagrad", "search") else opts.lr_schedule
     schedule = make_schedule(name, opts.learn_rate, opts.lr_decay, opts.xu_a, opts.xu_c)
     averager = IterateAverager(nnet, asgd.asgd_eta) if asgd.averaged_sgd else None
-    check = (lambda net: evaluate(net, cv_feats, cv_ali, transform).cross_entropy) if cv_feats else None
+    check = _cv_check(nnet, cv_feats, cv_ali, transform, asgd.cv_check_frames) if cv_feats else None
     on_chunk = None
     if opts.lr_schedule == "search":
         n = max(4 * opts.minibatch_size, int(asgd.search_fraction * asgd.chunk_frames()))
@@ -104,6 +105,35 @@ def _server(comm: Communicator, nnet: Network, transform, opts: TrainOptions, sg
     if averager is not None:
         _choose_average(nnet, averager, transform, cv_feats, cv_ali)
     return nnet
+
+
+def _cv_check(nnet: Network, cv_feats: str, cv_ali: str, transform, max_frames: int):
+    """The server's periodic CV check: a function of the network giving the cross-entropy per frame
+    on the first ``max_frames`` CV frames, read (and transformed) once and held in memory, so that
+    a check costs one forward pass over a sample instead of a pass over the files (0: the whole
+    CV set, read every time)."""
+    if max_frames <= 0:
+        return lambda net: evaluate(net, cv_feats, cv_ali, transform).cross_entropy
+    xs, ts, n = [], [], 0
+    for _, x, t in labelled_utterances(cv_feats, cv_ali, nnet.output_dim, nnet.input_dim, transform, DataStats()):
+        if not isinstance(t, np.ndarray):
+            return lambda net: evaluate(net, cv_feats, cv_ali, transform).cross_entropy  # soft targets: whole set
+        xs.append(x)
+        ts.append(t)
+        n += len(t)
+        if n >= max_frames:
+            break
+    if not xs:
+        raise NnetavgError(f"no frames in {cv_feats} for the CV checks")
+    x_all, t_all = np.concatenate(xs)[:max_frames], np.concatenate(ts)[:max_frames]
+    log.info("CV checks on the first %d frames of %s", len(t_all), cv_feats)
+
+    def check(net: Network) -> float:
+        loss = 0.0
+        for i in range(0, len(t_all), 8192):
+            loss += mean_cross_entropy(net, x_all[i:i + 8192], t_all[i:i + 8192]) * len(t_all[i:i + 8192])
+        return loss / len(t_all)
+    return check
 
 
 def _choose_average(nnet: Network, averager: IterateAverager, transform, cv_feats: str, cv_ali: str) -> None:

@@ -116,6 +116,7 @@ class ServerReport:
     cross_entropy: float
     frame_accuracy: float
     seconds: float
+    last_learn_rate: float = 0.0   # the rate of the last update applied (0: none applied)
 
 
 def adagrad_step(grad, K: float = 1.0):
@@ -213,6 +214,7 @@ class Server:
                                                                                        on_chunk, ckpt)
         self.st = _ServerState(np.zeros(comm.size, np.int64))
         self.stale: list[int] = []
+        self.last_lr = 0.0
 
     # -- checkpoints
     def _resume(self) -> bool:
@@ -284,6 +286,7 @@ class Server:
             st.chunk = st.frames // self.chunk_frames
             self.on_chunk(st.chunk, nnet)        # e.g. search the learning rate for the next chunk
         lr = self.schedule.learning_rate(st.version, st.frames)
+        self.last_lr = lr
         self.update(grad, lr, int(header[1]))
         if not bool(nnet.xp.all(nnet.xp.isfinite(nnet.params))):
             raise NnetavgError(f"the model became NaN after the gradient from worker {src} (update {st.version + 1}, "
@@ -313,7 +316,8 @@ class Server:
             hist[s] = hist.get(s, 0) + 1
         return ServerReport(st.version, st.sent + resumed_version, float(np.mean(stale)) if stale else 0.0,
                             max(stale) if stale else 0, dict(sorted(hist.items())), st.frames,
-                            st.loss / max(st.frames, 1), st.correct / max(st.frames, 1), seconds)
+                            st.loss / max(st.frames, 1), st.correct / max(st.frames, 1), seconds,
+                            self.last_lr)
 
 
 def run_server(comm: Communicator, nnet: Network, schedule, averager: IterateAverager | None,
@@ -388,5 +392,6 @@ def run_worker(comm: Communicator, nnet: Network, feats: str, ali: str, transfor
 def report_line(r: ServerReport) -> str:
     return kv(gradients_applied=r.applied, gradients_sent=r.sent, frames=r.frames, cross_entropy=r.cross_entropy,
               frame_accuracy=r.frame_accuracy, staleness_mean=round(r.staleness_mean, 3),
-              staleness_max=r.staleness_max, seconds=round(r.seconds, 2)) + " staleness-histogram=" + \
+              staleness_max=r.staleness_max, last_learn_rate=float(f"{r.last_learn_rate:.6g}"),
+              seconds=round(r.seconds, 2)) + " staleness-histogram=" + \
         ",".join(f"{k}:{v}" for k, v in r.staleness_histogram.items())

@@ -41,7 +41,8 @@ class SearchResult:
     tries: int
 
 
-def _held_out_loss(nnet: Network, x: np.ndarray, t: np.ndarray) -> float:
+def mean_cross_entropy(nnet: Network, x: np.ndarray, t: np.ndarray) -> float:
+    """Cross-entropy per frame of ``nnet`` on frames ``x`` with pdf targets ``t`` (host arrays)."""
     y = nnet.forward(nnet.xp.asarray(x.astype(nnet.dtype, copy=False)))
     loss, _ = xent_and_derivative(y, nnet.xp.asarray(t), compute_derivative=False)
     return loss / len(t)
@@ -58,7 +59,7 @@ def _criterion_at_rate(nnet: Network, x: np.ndarray, t: np.ndarray, xh: np.ndarr
             tr.step(x[idx], t[idx])
         except Exception:  # the objective blew up: this rate is too large
             return float("nan")
-    return _held_out_loss(trial, xh, th)
+    return mean_cross_entropy(trial, xh, th)
 
 
 def search_learning_rate(nnet: Network, x: np.ndarray, t: np.ndarray, start_lr: float, minibatch: int = 256,
@@ -66,7 +67,7 @@ def search_learning_rate(nnet: Network, x: np.ndarray, t: np.ndarray, start_lr: 
                          max_lr: float = float("inf")) -> SearchResult:
     cut = (2 * len(t)) // 3
     x, t, xh, th = x[:cut], t[:cut], x[cut:], t[cut:]
-    baseline = _held_out_loss(nnet, xh, th)
+    baseline = mean_cross_entropy(nnet, xh, th)
     lr = min(start_lr, max_lr)
     crit = float("nan")
     for tries in range(1, max_tries + 1):

@@ -216,6 +216,17 @@ def test_feat_to_len_and_dim(kaldi_setup):
     np.testing.assert_allclose(shift, -mean, rtol=1e-5)
 
 
+def test_reader_that_stops_early_breaks_the_pipe_quietly(tmp_path):
+    """pretrain_dbn.sh runs feat-to-dim on "ark:copy-feats scp:... ark:- |": feat-to-dim reads one
+    matrix and closes the pipe, the writer fails on the broken pipe, and that is no error (it printed
+    a traceback); a pipe command that fails before the end is still an error."""
+    make_labelled_data(tmp_path, num_utts=200, feat_dim=40, name="big")  # far more than a pipe buffer
+    p = run_cmd(["feat-to-dim", f"ark:copy-feats scp:{tmp_path}/big/feats.scp ark:- |", "-"])
+    assert p.stdout.strip() == "40" and "Traceback" not in p.stderr and "Exception" not in p.stderr, p.stderr
+    p = run_cmd(["feat-to-dim", f"ark:copy-feats scp:{tmp_path}/missing.scp ark:- |", "-"], check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "missing.scp" in p.stderr, p.stderr
+
+
 def test_copy_feats_compress_writes_kaldis_compressed_matrices(kaldi_setup):
     tmp, feats, _, _, _ = kaldi_setup
     run_cmd(["copy-feats", "--compress=true", f"scp:{feats}", f"ark,scp:{tmp}/c.ark,{tmp}/c.scp"])

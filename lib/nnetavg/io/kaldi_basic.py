@@ -40,12 +40,16 @@ _OFFSET_RE = re.compile(r"^(.*):(\d+)$")
 # --------------------------------------------------------------------------- rx/wx file names
 
 class _PipeReader(io.RawIOBase):
-    """A pipe's stdout that checks the command's exit status when closed."""
+    """A pipe's stdout that checks the command's exit status when closed. A reader that stops
+    before the end (``feat-to-dim "ark:copy-feats ... |"`` reads one matrix) breaks the pipe on
+    purpose: the writer's failure then is not an error, as with Kaldi's own binaries, whose
+    writers die of SIGPIPE."""
 
     def __init__(self, cmd: str):
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE)
         self.stream = self.proc.stdout
+        self.at_eof = False
 
     def readable(self):
         return True
@@ -54,6 +58,8 @@ class _PipeReader(io.RawIOBase):
         data = self.stream.read(len(b))
         n = len(data)
         b[:n] = data
+        if n == 0 and len(b):
+            self.at_eof = True
         return n
 
     def close(self):
@@ -61,7 +67,7 @@ class _PipeReader(io.RawIOBase):
             self.stream.close()
             rc = self.proc.wait()
             super().close()
-            if rc != 0:
+            if rc != 0 and self.at_eof:
                 raise NnetavgError(f"command in pipe failed with exit status {rc}: {self.cmd}")
 
 
@@ -109,7 +115,7 @@ class _PipeWriter(io.BufferedWriter):
         if not self.closed:
             super().close()
             rc = self.proc.wait()
-            if rc != 0:
+            if rc != 0 and self.at_eof:
                 raise NnetavgError(f"command in pipe failed with exit status {rc}: {self.cmd}")
 
 

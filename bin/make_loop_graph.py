@@ -19,7 +19,7 @@ log = logging.getLogger("nnetavg.bin")
 
 
 @kaldi_command(help=__doc__)
-@click.option("--silence-prob", type=float, default=0.5, show_default=True, help="Probability of optional silence between words")
+@click.option("--silence-prob", type=float, default=None, help="Probability of optional silence between words (default: the lang's, prepare-lang --sil-prob)")
 @click.option("--self-loop-scale", type=float, default=0.1, show_default=True)
 @click.argument("lang_dir")
 @click.argument("hclg_fst")

@@ -1,9 +1,16 @@
-"""Make a lang directory (phones.txt, words.txt, lexicon.txt, topo, num_pdfs) from a lexicon
-(Kaldi's utils/prepare_lang.sh for a monophone system; SIL is the silence phone).
+"""Make a Kaldi lang directory from a Kaldi dict directory, as Kaldi's utils/prepare_lang.sh does
+for a monophone system: phones.txt, words.txt, topo (3-state phones, Kaldi's 5-state silence),
+L.fst, L_disambig.fst (homophones and prefixes disambiguated with #1, #2, ...), phones/*,
+lexiconp.txt, lexiconp_disambig.txt, num_pdfs.
+
+DICT is a directory with lexicon.txt or lexiconp.txt, silence_phones.txt, nonsilence_phones.txt,
+optional_silence.txt (and optionally extra_questions.txt), or a bare lexicon file whose silence
+phone is SIL.
 
 \b
-Usage:  prepare-lang [options] LEXICON LANG_DIR
-e.g.:   prepare-lang data/local/dict/lexicon.txt data/lang
+Usage:  prepare-lang [options] DICT LANG_DIR
+e.g.:   prepare-lang data/local/dict data/lang
+        prepare-lang --position-dependent-phones=true --sil-prob=0.5 data/local/dict data/lang
 """
 
 import logging
@@ -11,18 +18,23 @@ import logging
 import click
 
 from nnetavg.asr.lang import prepare_lang
-from nnetavg.bin._common import kaldi_command
+from nnetavg.bin._common import KALDI_BOOL, kaldi_command
 
 log = logging.getLogger("nnetavg.bin")
 
 
 @kaldi_command(help=__doc__)
-@click.argument("lexicon")
+@click.option("--sil-prob", type=float, default=0.5, show_default=True,
+              help="Probability of the optional silence at the start and after each word")
+@click.option("--position-dependent-phones", type=KALDI_BOOL, default=False, show_default=True,
+              help="Word-position-dependent phones (_B _E _I _S), as Kaldi's default")
+@click.argument("dict_dir")
 @click.argument("lang_dir")
-def main(lexicon, lang_dir, verbose):
-    lang = prepare_lang(lexicon, lang_dir)
+def main(sil_prob, position_dependent_phones, dict_dir, lang_dir, verbose):
+    lang = prepare_lang(dict_dir, lang_dir, sil_prob, position_dependent_phones)
     tm = lang.transition_model
     with open(f"{lang_dir}/num_pdfs", "w") as f:
         f.write(f"{tm.num_pdfs}\n")
-    log.info("lang %s: words=%d phones=%d pdfs=%d transition_ids=%d", lang_dir, len(lang.words) - 1,
-             len(lang.phones) - 2, tm.num_pdfs, tm.num_transition_ids)
+    log.info("lang %s: words=%d phones=%d (silence %d) disambiguation-symbols=%d pdfs=%d transition_ids=%d",
+             lang_dir, len(lang.real_words), len(lang.phones) - 1 - len(lang.disambig_ids), len(lang.silence_phones),
+             len(lang.disambig_ids), tm.num_pdfs, tm.num_transition_ids)

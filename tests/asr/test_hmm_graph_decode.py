@@ -26,12 +26,15 @@ def lang(tmp_path):
 
 
 def test_lang_files(lang, tmp_path):
+    # no homophones or prefixes: #0 (grammar back-off) and #1 (the silence path of L_disambig)
     assert lang.phones["<eps>"] == 0 and lang.phones["SIL"] == 1 and lang.phones["#1"] == max(lang.phones.values())
-    assert sorted(lang.words) == ["<eps>", "act", "cap", "cat", "pack", "tack"]
+    assert lang.disambig_ids == [lang.phones["#0"], lang.phones["#1"]]
+    assert list(lang.words) == ["<eps>", "act", "cap", "cat", "pack", "tack", "#0", "<s>", "</s>"]
     tm = lang.transition_model
-    # 4 phones x 3 states + silence x 5 states, one pdf each; two transitions per state
+    # 4 phones x 3 states + silence x 5 states, one pdf each; two transitions per phone state,
+    # Kaldi's silence: 4 from each of states 0-3, 2 from state 4
     assert tm.num_pdfs == 4 * 3 + 5
-    assert tm.num_transition_ids == 2 * tm.num_pdfs
+    assert tm.num_transition_ids == 2 * 4 * 3 + 4 * 4 + 2
 
 
 def segments_for(lang, words, phone_ms=60, sil_ms=200):

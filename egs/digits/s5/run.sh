@@ -63,7 +63,7 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: lang and decoding graph: $data/local/dict -> $data/lang, $data/graph/HCLG.fst"
-  [ -f $data/lang/topo ] || prepare-lang $data/local/dict/lexicon.txt $data/lang
+  [ -f $data/lang/L_disambig.fst ] || prepare-lang $data/local/dict $data/lang
   [ -f $data/graph/HCLG.fst ] || make-loop-graph $data/lang $data/graph/HCLG.fst
 fi
 

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from nnetavg.asr.lang import Lang
+from nnetavg.asr.lang import Lang, topology_transitions
 from nnetavg.errors import NnetavgError
 
 _TUPLE = re.compile(r"phone=(\d+),hmm_state=(\d+)")
@@ -58,15 +58,21 @@ class PhoneTimeAligner:
         tm = lang.transition_model
         self.tid_to_pdf = np.asarray(tm.transition_id_to_pdf_array(), dtype=np.int32)
         self.num_pdfs = tm.num_pdfs
-        # (phone, hmm_state) -> (self-loop tid, forward tid); transition index 0 is the self-loop
-        # in our topology (see lang.topology_text).
+        # (phone, hmm_state) -> (self-loop tid, forward tid): a transition id is the transition
+        # state's first id plus the transition's index in the topology (Kaldi's silence state 2,
+        # for one, lists 1, 2, 3, 4: its self-loop is index 1, its forward transition index 2)
+        dests = topology_transitions(lang.topo)
         self.tids: dict[tuple[int, int], tuple[int, int]] = {}
         self.num_states: dict[int, int] = {}
         first = tm.state2id
         for state, tup in enumerate(tm.tuples, start=1):
             m = _TUPLE.search(str(tup))
             phone, hmm_state = int(m.group(1)), int(m.group(2))
-            self.tids[(phone, hmm_state)] = (first[state], first[state] + 1)
+            out = dests[phone][hmm_state]
+            if hmm_state not in out or hmm_state + 1 not in out:
+                raise NnetavgError(f"topology of phone {phone}: state {hmm_state} has no self-loop or no forward "
+                                   "transition; alignments from phone times need left-to-right states")
+            self.tids[(phone, hmm_state)] = (first[state] + out.index(hmm_state), first[state] + out.index(hmm_state + 1))
             self.num_states[phone] = max(self.num_states.get(phone, 0), hmm_state + 1)
 
     def align(self, utt: str, segments, num_frames: int, sample_rate: float) -> np.ndarray:

@@ -14,7 +14,6 @@ import logging
 
 import numpy as np
 
-from nnetavg.asr.graph import word_loop_lg_text
 from nnetavg.asr.lang import Lang, import_kaldi_hmm_gmm
 
 log = logging.getLogger(__name__)
@@ -68,9 +67,9 @@ def align_with_gmm(lang: Lang, am, feats: dict[str, np.ndarray], texts: dict[str
     import kaldifst
 
     _, tree, tm = lang.hmm()
-    lex = kaldifst.compile(word_loop_lg_text(lang, grammar=False))
+    lex = kaldifst.compile(lang.lexicon_fst_text())  # L.fst, as compile-train-graphs takes
     kaldifst.arcsort(lex, sort_type="olabel")
-    compiler = khg.TrainingGraphCompiler(trans_model=tm, ctx_dep=tree, lex_fst=lex, disambig_syms=[lang.word_end_id],
+    compiler = khg.TrainingGraphCompiler(trans_model=tm, ctx_dep=tree, lex_fst=lex, disambig_syms=lang.disambig_ids,
                                          opts=khg.TrainingGraphCompilerOptions(self_loop_scale=0.1))
     config = khg.AlignConfig(beam=beam, retry_beam=retry_beam, careful=False)
     out, failed = {}, []

@@ -2,12 +2,12 @@
 
 The recipe of Kaldi's ``utils/mkgraph.sh``, for a monophone system and a unigram word loop:
 
-  LG  = L o G, written directly: one loop state (start and final); from it, each pronunciation is
-        a chain ``p1:word p2:<eps> ... pn:<eps> #1:<eps>`` back to the loop state, with cost
-        log(num_words); silence is an optional ``SIL:<eps>`` self-loop of probability
-        ``silence_prob``. The word-end symbol ``#1`` makes the phone string name the word string
-        uniquely, so LG determinizes.
-  det(LG), minimized; C o LG with a context width of 1 (compose_context);
+  G   = one state, start and final, with a ``word:word`` loop of cost log(number of words) for
+        every word of the lexicon;
+  LG  = det(min(L_disambig o G)): the lang's lexicon FST with its disambiguation symbols
+        (homophones and prefixes get #1, #2, ...; optional silence between words with the lang's
+        ``sil_prob``), so LG determinizes whatever the lexicon;
+  C o LG with a context width of 1 (compose_context, every #n a disambiguation symbol);
   Ha  = H without self-loops (get_h_transducer, transition scale 1.0);
   HCLGa = det(Ha o CLG), with the disambiguation transition ids replaced by <eps> and epsilons
         removed, minimized;
@@ -16,33 +16,42 @@ The recipe of Kaldi's ``utils/mkgraph.sh``, for a monophone system and a unigram
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
-from nnetavg.asr.lang import SIL, Lang, import_kaldi_hmm_gmm
+from nnetavg.asr.lang import Lang, import_kaldi_hmm_gmm
 from nnetavg.errors import NnetavgError
 
 
-def word_loop_lg_text(lang: Lang, silence_prob: float = 0.5, grammar: bool = True) -> str:
-    """LG of the word loop as OpenFst text; ``grammar=False``: L alone (no word costs), the
-    lexicon FST a training-graph compiler takes."""
-    word_cost = math.log(len(lang.lexicon)) if grammar else 0.0
-    sil_cost = -math.log(silence_prob)
-    lines = [f"0 0 {lang.phones[SIL]} 0 {sil_cost:.6f}"]
-    next_state = 1
-    for word in sorted(lang.lexicon):
-        prons = lang.lexicon[word]
-        pron_cost = word_cost + (math.log(len(prons)) if grammar else 0.0)
-        for pron in prons:
-            src, olabel, cost = 0, lang.words[word], pron_cost
-            for phone in pron:
-                if phone not in lang.phones:
-                    raise NnetavgError(f"lexicon: word {word}: phone {phone!r} is not in phones.txt")
-                lines.append(f"{src} {next_state} {lang.phones[phone]} {olabel} {cost:.6f}")
-                src, olabel, cost = next_state, 0, 0.0
-                next_state += 1
-            lines.append(f"{src} 0 {lang.word_end_id} 0")
-    lines.append(f"0 {-math.log(1.0 - silence_prob) if silence_prob < 1 else 0.0:.6f}")
-    return "\n".join(lines) + "\n"
+def word_loop_g_text(lang: Lang) -> str:
+    """G of the unigram word loop as OpenFst text."""
+    words = lang.real_words
+    cost = math.log(len(words))
+    return "".join(f"0 0 {lang.words[w]} {lang.words[w]} {cost:.6f}\n" for w in words) + "0 0\n"
+
+
+def compose_lg(lang: Lang):
+    """det(min(L_disambig o G)) of the word loop."""
+    import_kaldi_hmm_gmm()
+    import kaldifst
+
+    lex = kaldifst.compile(lang.lexicon_fst_text(disambig=True))
+    kaldifst.arcsort(lex, sort_type="olabel")
+    g = kaldifst.compile(word_loop_g_text(lang))
+    kaldifst.arcsort(g, sort_type="ilabel")
+    lg = kaldifst.compose(lex, g)
+    try:
+        stopped_early = kaldifst.determinize_star(lg)
+    except Exception as e:  # kaldifst raises a bare RuntimeError ("FST was not functional")
+        stopped_early, why = True, str(e).strip().splitlines()[-1]
+    else:
+        why = "stopped early"
+    if stopped_early:
+        raise NnetavgError(f"the LG graph did not determinize ({why}): a lexicon ambiguity without a "
+                           "disambiguation symbol? (rebuild the lang dir with prepare-lang)")
+    kaldifst.minimize_encoded(lg)
+    kaldifst.arcsort(lg, sort_type="ilabel")
+    return lg
 
 
 def _relabel_inputs(fst, labels: set[int]):
@@ -58,18 +67,19 @@ def _relabel_inputs(fst, labels: set[int]):
     return kaldifst.compile("\n".join(out) + "\n", keep_state_numbering=True)
 
 
-def make_word_loop_graph(lang: Lang, silence_prob: float = 0.5, self_loop_scale: float = 0.1):
+def make_word_loop_graph(lang: Lang, silence_prob: float | None = None, self_loop_scale: float = 0.1):
+    """HCLG of the word loop; ``silence_prob`` replaces the lang's optional-silence probability."""
     khg = import_kaldi_hmm_gmm()
     import kaldifst
 
+    if silence_prob is not None:
+        if not 0.0 <= silence_prob < 1.0:
+            raise NnetavgError(f"silence probability {silence_prob}: must be in [0, 1)")
+        lang = dataclasses.replace(lang, sil_prob=silence_prob)
     _, tree, tm = lang.hmm()
-    lg = kaldifst.compile(word_loop_lg_text(lang, silence_prob))
-    if kaldifst.determinize_star(lg):  # returns True when it stopped early
-        raise NnetavgError("the LG graph did not determinize (lexicon ambiguity?)")
-    kaldifst.minimize_encoded(lg)
-    kaldifst.arcsort(lg, sort_type="ilabel")
+    lg = compose_lg(lang)
     clg, ilabels = kaldifst.compose_context(
-        disambig_syms=[lang.word_end_id], context_width=tree.context_width,
+        disambig_syms=lang.disambig_ids, context_width=tree.context_width,
         central_position=tree.central_position, ifst=lg,
     )
     kaldifst.arcsort(clg, sort_type="ilabel")

@@ -10,7 +10,8 @@ Writes, for each of ``train`` and ``test`` under OUT_DIR:
   wav.scp, text, utt2spk, spk2utt   -- Kaldi data directory (16-bit mono wav files under OUT_DIR/wav)
   phone_times                       -- the synthesiser's own phone timings:
                                        ``utt dur_ms phone start_ms phone start_ms ...`` (SIL for pauses)
-and OUT_DIR/local/dict/lexicon.txt (each word's pronunciation, from synthesising it alone).
+and the Kaldi dict dir OUT_DIR/local/dict (lexicon.txt: each word's pronunciation, from synthesising
+it alone; silence_phones.txt and optional_silence.txt: SIL; nonsilence_phones.txt).
 
   --vocab digits   the ten digits zero..nine (digit strings of 3-7 words)
   --vocab words    --num-words words drawn from /usr/share/dict/words (sentences of 3-6 words)
@@ -132,6 +133,12 @@ def main():
     with open(f"{args.out_dir}/local/dict/lexicon.txt", "w") as f:
         for w in sorted(lexicon):
             f.write(f"{w} {' '.join(lexicon[w])}\n")
+    # the rest of a Kaldi dict dir: SIL is the (optional) silence phone of the segments
+    with open(f"{args.out_dir}/local/dict/nonsilence_phones.txt", "w") as f:
+        f.writelines(f"{ph}\n" for ph in sorted({ph for pron in lexicon.values() for ph in pron} - {SIL}))
+    for name in ("silence_phones.txt", "optional_silence.txt"):
+        with open(f"{args.out_dir}/local/dict/{name}", "w") as f:
+            f.write(f"{SIL}\n")
     words = sorted(lexicon)
 
     dropped = 0

@@ -18,6 +18,7 @@ final_learning_rate=         # minibatch-decay: rate of the last update of the p
                              # the egs' frame count, (final/initial)^(minibatch/frames) (empty: --lr-decay)
 averaged_sgd=true
 asgd_eta=0.01
+polyak_after_fraction=0.5    # no switch to the Polyak average in the first part of the pass (tail averaging)
 cv_check_every=200           # updates between CV comparisons of average and current model (0: end only)
 cv_check_frames=50000        # CV frames those comparisons use (0: all); the final choice uses all
 minibatch_size=256
@@ -30,7 +31,7 @@ train_opts=""
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --lr-schedule minibatch-decay --lr-decay 0.999 egs exp/asgd/0.nnet exp/asgd
 Options: --mpi-cmd, --learning-rate, --lr-schedule, --lr-decay, --final-learning-rate, --chunk-size,
-  --search-fraction, --averaged-sgd, --asgd-eta, --cv-check-every, --cv-check-frames,
+  --search-fraction, --averaged-sgd, --asgd-eta, --polyak-after-fraction, --cv-check-every, --cv-check-frames,
   --minibatch-size, --randomizer-size, --seed, --threads-per-rank, --train-opts"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
@@ -53,11 +54,12 @@ else
     awk -v a="$learning_rate" -v d="$lr_decay" -v u="$updates" -v f="$frames" 'BEGIN{e = a * exp(u * log(d));
       if (e < 1e-3 * a) printf "%s: warning: decay %s over the pass'"'"'s %d updates (%d frames) ends at rate %.3g, below 1/1000 of the start: the end of the data is not learnt; set --final-learning-rate\n", "'"$0"'", d, u, f, e}' >&2
   fi
-  echo "$0: 1 server + $nj workers, $lr_schedule from $learning_rate, averaged SGD $averaged_sgd"
+  polyak_after=$(awk -v f="$polyak_after_fraction" -v u="$updates" 'BEGIN{printf "%d", f * u}')
+  echo "$0: 1 server + $nj workers, $lr_schedule from $learning_rate, averaged SGD $averaged_sgd (Polyak phase not before update $polyak_after)"
   # shellcheck disable=SC2086
   run_mpi "$dir/log/train_asgd.log" $((nj + 1)) "$threads_per_rank" \
     nnet-train-asgd --learn-rate="$learning_rate" --lr-schedule="$lr_schedule" \
-    --lr-decay="$lr_decay" --averaged-sgd="$averaged_sgd" --asgd-eta="$asgd_eta" \
+    --lr-decay="$lr_decay" --averaged-sgd="$averaged_sgd" --asgd-eta="$asgd_eta" --polyak-after="$polyak_after" \
     --chunk-size="$chunk_size" --search-fraction="$search_fraction" \
     --search-feats="scp:$egs/feats.1.scp" --search-ali="ark:$egs/ali.1.ark" \
     --cv-check-every="$cv_check_every" --cv-check-frames="$cv_check_frames" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \

@@ -47,6 +47,12 @@ train_opts=""                # extra options for the trainer
 keep_job_models=false        # keep ITER.JOB.nnet after averaging
 max_objective_gap=1.0        # jobs whose cross-entropy is worse than the best job's by more are not averaged
 stage=0                      # first iteration to run (earlier finished ones are skipped anyway)
+final_model=combine          # final.nnet (exponential schedule): combine (nnet-combine of the last
+                             # --num-models-combine iterations' models on --combine-frames CV frames,
+                             # as nnet2/nnet3 end) | best-cv (the iteration with the best CV cross-entropy,
+                             # as nnet1 keeps) | last; newbob always keeps its best accepted model
+num_models_combine=0         # models combined (0: half the iterations, 1 to 10)
+combine_frames=20000         # held-out frames the combination weights are fitted on (the first of the CV set)
 # End configuration.
 
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
@@ -54,7 +60,8 @@ e.g.: $0 --num-iters 8 --initial-learning-rate 0.008 egs exp/dnn/0.nnet exp/dnn
 Options: --cmd, --num-iters, --epoch-schedule, --newbob-opts, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
   --num-jobs-initial, --num-jobs-final, --max-change, --max-param-change,
   --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --ng-state, --use-gpu,
-  --train-opts, --keep-job-models, --max-objective-gap, --stage"
+  --train-opts, --keep-job-models, --max-objective-gap, --stage, --final-model, --num-models-combine,
+  --combine-frames"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
 
@@ -186,9 +193,34 @@ for ((x = 0; x < num_iters; x++)); do
   echo "$0: iteration $next of $num_iters: job-learning-rate=$lr CV $cv$decision jobs=$nj" | tee -a "$dir/cv_progress"
 done
 
+case "$final_model" in combine|best-cv|last) ;; *) echo "$0: --final-model must be combine, best-cv or last" >&2; exit 1;; esac
 if [ "$epoch_schedule" = newbob ]; then
   eval "$(nnet-newbob --show "$newbob" 2>>"$dir/log/newbob.log")"
   last=$best_iter
+  final_model=last
 fi
-[ "$dir/final.nnet" -nt "$dir/$last.nnet" ] || nnet-copy "$dir/$last.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
-echo "$0: done: $dir/final.nnet (= $last.nnet); final CV $(cv_prob "$last")"
+if [ "$final_model" = last ] || [ "$last" -lt 2 ]; then
+  [ "$dir/final.nnet" -nt "$dir/$last.nnet" ] || nnet-copy "$dir/$last.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
+  echo "$last.nnet" > "$dir/final_model"
+  echo "$0: done: $dir/final.nnet (= $last.nnet); final CV $(cv_prob "$last")"
+  exit 0
+fi
+if [ ! -f "$dir/final.nnet" ] || [ "$dir/$last.nnet" -nt "$dir/final.nnet" ]; then
+  rm -f "$dir/log/compute_prob_cv.final.log"
+  if [ "$final_model" = best-cv ]; then
+    best=$(for ((i = 1; i <= last; i++)); do echo "$i $(cv_prob $i | sed 's/cross-entropy=\([^ ]*\).*/\1/')"; done |
+           sort -g -k2 | head -n 1 | cut -d' ' -f1)
+    nnet-copy "$dir/$best.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
+    echo "$best.nnet (best CV cross-entropy of iterations 1-$last)" > "$dir/final_model"
+  else
+    n=$num_models_combine
+    [ "$n" -gt 0 ] || n=$(( last / 2 < 1 ? 1 : (last / 2 > 10 ? 10 : last / 2) ))
+    [ "$n" -le "$last" ] || n=$last
+    models=(); for ((i = last - n + 1; i <= last; i++)); do models+=("$dir/$i.nnet"); done
+    $cmd "$dir/log/combine.log" nnet-combine --use-gpu="$use_gpu" --feature-transform="$transform" \
+      --num-frames="$combine_frames" "${models[@]}" "scp:$egs/cv/feats.scp" "ark:$egs/cv/ali.ark" "$dir/final.nnet"
+    chosen=$(grep -o 'chosen=[^ ]*' "$dir/log/combine.log" | tail -n 1 | cut -d= -f2)
+    echo "combination of $((last - n + 1))-$last.nnet ($chosen)" > "$dir/final_model"
+  fi
+fi
+echo "$0: done: $dir/final.nnet = $(cat "$dir/final_model"); last iteration CV $(cv_prob "$last"); final CV $(cv_prob final)"

@@ -78,6 +78,8 @@ class Experiment:
     trainer: str = ""               # the training command (nnet-train-simple, -ngsgd, -mpi)
     mixing: str = ""                # MPI: allreduce | butterfly | ring | bmuf (from the log)
     optimizer: str = ""             # sgd | ngsgd (from the command line in the log)
+    final_model: tuple[float, float, str] | None = None   # CV of final.nnet when it is not the last
+                                    # iteration's model (combination, best CV): (xent, acc, what)
 
     @property
     def frames(self) -> int:
@@ -97,7 +99,13 @@ class Experiment:
 
     @property
     def final(self) -> Iteration:
-        return self.iterations[-1]
+        """The last iteration, with the CV figures of final.nnet when training ended by choosing
+        another model (steps/train_parallel.sh --final-model combine|best-cv)."""
+        last = self.iterations[-1]
+        if self.final_model is None:
+            return last
+        from dataclasses import replace  # noqa: PLC0415
+        return replace(last, cv_cross_entropy=self.final_model[0], cv_frame_accuracy=self.final_model[1])
 
 
 def _lines(path: str) -> list[str]:
@@ -195,7 +203,13 @@ def _read_files_layout(name: str, path: str) -> Experiment:
     trainer = command.split(" ", 1)[0]
     m = re.search(r"--optimizer[= ](\w+)", command)
     optimizer = m.group(1) if m else ("ngsgd" if trainer == "nnet-train-ngsgd" else "sgd")
-    return Experiment(name, path, "files", num_jobs, initial, out, trainer, optimizer=optimizer)
+    final_model = None
+    final_log = os.path.join(logdir, "compute_prob_cv.final.log")
+    if out and os.path.exists(final_log) and (cv := _Log(final_log).cv()) is not None:
+        what = _lines(os.path.join(path, "final_model"))[0].strip() if os.path.exists(os.path.join(path, "final_model")) else ""
+        final_model = (cv[0], cv[1], what)
+    return Experiment(name, path, "files", num_jobs, initial, out, trainer, optimizer=optimizer,
+                      final_model=final_model)
 
 
 def _read_mpi_layout(name: str, path: str) -> Experiment:

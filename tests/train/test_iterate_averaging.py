@@ -42,3 +42,28 @@ def test_swap_exchanges_model_and_average():
     np.testing.assert_array_equal(net.params, 1.0)
     with pytest.raises(ValueError):
         IterateAverager(net, eta=0)
+
+
+def test_no_polyak_switch_before_min_updates():
+    """A CV check that favours the average early (a plateau near chance) does not start the Polyak
+    phase before ``min_updates``; the first check after it does."""
+    import numpy as np
+    from nnetavg.train.iterate_averaging import IterateAverager
+
+    class Net:
+        xp = np
+        params = np.zeros(3)
+
+    net = Net()
+    avg = IterateAverager(net, eta=0.5, min_updates=10)
+    for t in range(9):
+        net.params = np.full(3, float(t))
+        avg(t, net)
+        assert not avg.consider_switch(1.0, 2.0)
+    net.params = np.full(3, 9.0)
+    avg(9, net)
+    assert avg.consider_switch(1.0, 2.0) and avg.count == 1
+    net.params = np.full(3, 100.0)
+    before = avg.avg.copy()
+    avg(10, net)
+    np.testing.assert_allclose(avg.avg, before + (100.0 - before) / 2)  # Polyak: the 2nd iterate of the mean

@@ -41,6 +41,7 @@ SERVER_SCHEDULES = ("constant", "minibatch-decay", "xu", "adagrad", "search")
 class AsgdOptions:
     averaged_sgd: bool = dataclasses.field(default=True, metadata={"help": "Keep and write the iterate average"})
     asgd_eta: float = dataclasses.field(default=0.01, metadata={"help": "Running-average weight before the Polyak switch"})
+    polyak_after: int = dataclasses.field(default=0, metadata={"help": "No switch to the Polyak average before this many updates (steps/train_asgd.sh: --polyak-after-fraction of the pass)"})
     chunk_size: str = dataclasses.field(default="1h", metadata={"help": "Data chunk (frames, or hours with an h suffix at 100 frames/s); --lr-schedule=search sets the rate per chunk"})
     search_feats: str = dataclasses.field(default="", metadata={"help": "With --lr-schedule=search: training features to sample from"})
     search_ali: str = dataclasses.field(default="", metadata={"help": "With --lr-schedule=search: their pdf alignments"})
@@ -92,7 +93,7 @@ def _server(comm: Communicator, nnet: Network, transform, opts: TrainOptions, sg
             cv_feats: str, cv_ali: str, ckpt) -> Network:
     name = "constant" if opts.lr_schedule in ("adagrad", "search") else opts.lr_schedule
     schedule = make_schedule(name, opts.learn_rate, opts.lr_decay, opts.xu_a, opts.xu_c)
-    averager = IterateAverager(nnet, asgd.asgd_eta) if asgd.averaged_sgd else None
+    averager = IterateAverager(nnet, asgd.asgd_eta, asgd.polyak_after) if asgd.averaged_sgd else None
     check = _cv_check(nnet, cv_feats, cv_ali, transform, asgd.cv_check_frames) if cv_feats else None
     on_chunk = None
     if opts.lr_schedule == "search":

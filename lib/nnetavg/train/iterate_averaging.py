@@ -27,11 +27,17 @@ log = logging.getLogger(__name__)
 
 
 class IterateAverager:
-    def __init__(self, nnet, eta: float = 0.01):
+    """``min_updates``: no switch to the Polyak phase before that many minibatches (a plateau near
+    chance level can make the running average look better than the current model: on the big
+    synthetic corpus the switch came after 600 of 11800 updates, and the Polyak average of
+    everything after it was 1.78 CV cross-entropy against the last iterate's 1.65)."""
+
+    def __init__(self, nnet, eta: float = 0.01, min_updates: int = 0):
         if not 0 < eta <= 1:
             raise ValueError("eta must be in (0, 1]")
         self.nnet = nnet
         self.eta = float(eta)
+        self.min_updates = int(min_updates)
         self.avg = nnet.params.copy()
         self.polyak = False
         self.count = 1          # iterates in the Polyak average (the running average counts as one)
@@ -50,7 +56,7 @@ class IterateAverager:
     def consider_switch(self, cv_loss_average: float, cv_loss_current: float) -> bool:
         """Switches to the Polyak phase when the average has the lower CV loss; returns whether
         the averager is (now) in that phase."""
-        if not self.polyak and cv_loss_average < cv_loss_current:
+        if not self.polyak and self.updates >= self.min_updates and cv_loss_average < cv_loss_current:
             self.polyak = True
             self.count = 1
             log.info("averaged SGD: the average (CV loss %.6g) beats the current model (%.6g) after %d "

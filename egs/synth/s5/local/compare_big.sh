@@ -63,10 +63,16 @@ fi
 
 if [[ " $what " == *" asgd "* ]]; then
   # ASGD-hand: the per-update decay follows the data size (0.008 -> 0.0008 over the pass's updates;
-  # 003's fixed 0.999 left 6e-8 after this corpus's ~11800 updates); CV checks on a 50k-frame sample
+  # 003's fixed 0.999 left 6e-8 after this corpus's ~11800 updates); CV checks on a 50k-frame sample;
+  # the Polyak phase only in the second half of the pass (train_asgd.sh's default), and once with the
+  # switch allowed from the start (where it came after 600 updates, near chance level)
   timed $dir/asgd_onepass_final steps/train_asgd.sh --mpi-cmd "$mpi_cmd" --learning-rate 0.008 \
-    --lr-schedule minibatch-decay --final-learning-rate 0.0008 $scaling/egs_nj4 $dir/0.nnet $dir/asgd_onepass_final
-  results+=("| one-pass ASGD (hand decay 0.008 -> 0.0008 over the pass, averaged), 4 workers | 1 pass | $(cv_of $dir/asgd_onepass_final/final.nnet) | $(cat $dir/asgd_onepass_final/seconds) |")
+    --lr-schedule minibatch-decay --final-learning-rate 0.0008 --polyak-after-fraction 0 \
+    $scaling/egs_nj4 $dir/0.nnet $dir/asgd_onepass_final
+  results+=("| one-pass ASGD (hand decay 0.008 -> 0.0008 over the pass, averaged, Polyak switch any time), 4 workers | 1 pass | $(cv_of $dir/asgd_onepass_final/final.nnet) | $(cat $dir/asgd_onepass_final/seconds) |")
+  timed $dir/asgd_onepass_tail steps/train_asgd.sh --mpi-cmd "$mpi_cmd" --learning-rate 0.008 \
+    --lr-schedule minibatch-decay --final-learning-rate 0.0008 $scaling/egs_nj4 $dir/0.nnet $dir/asgd_onepass_tail
+  results+=("| one-pass ASGD (the same, Polyak phase in the second half of the pass), 4 workers | 1 pass | $(cv_of $dir/asgd_onepass_tail/final.nnet) | $(cat $dir/asgd_onepass_tail/seconds) |")
   model=$dir/0.nnet; lr=0.008; total=0
   for ((p = 1; p <= num_epochs; p++)); do
     timed $dir/async_pass$p steps/train_asgd.sh --mpi-cmd "$mpi_cmd" --learning-rate $lr --lr-schedule constant \

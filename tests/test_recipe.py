@@ -217,6 +217,33 @@ def test_newbob_through_train_parallel(recipe_copy):
 
 
 @pytest.mark.slow
+def test_final_model_combine_and_best_cv(recipe_copy):
+    """train_parallel.sh ends by combining the last models on CV frames (default) or by keeping
+    the iteration with the best CV cross-entropy; final_model says which, the log gives the CV."""
+    env = tiny_egs(recipe_copy)
+    base = ["bash", "steps/train_parallel.sh", "--num-iters", "4", "--initial-learning-rate", "0.03"]
+    p = subprocess.run([*base, "egs", "exp/dnn/0.nnet", "exp/comb"], cwd=recipe_copy, capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    exp = recipe_copy / "exp" / "comb"
+    assert (exp / "final_model").read_text().startswith("combination of 3-4.nnet (")
+    m = re.search(r"last iteration CV cross-entropy=(\S+) .*final CV cross-entropy=(\S+)", p.stdout)
+    assert m and float(m.group(2)) <= float(m.group(1)) + 0.02, p.stdout  # fitted on 20k of the CV frames
+    from nnetavg.experiment import read_experiment
+    assert read_experiment(str(exp)).final.cv_cross_entropy == pytest.approx(float(m.group(2)), rel=1e-5)
+    import shutil
+    shutil.copytree(exp, recipe_copy / "exp" / "best", ignore=shutil.ignore_patterns("final*", "combine.log"))
+    p = subprocess.run([*base, "--final-model", "best-cv", "egs", "exp/dnn/0.nnet", "exp/best"], cwd=recipe_copy,
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and "iteration 1 of" not in p.stdout, p.stdout + p.stderr  # nothing retrained
+    ces = {i: float(re.search(r"cross-entropy=(\S+)", (exp / "log" / f"compute_prob_cv.{i}.log").read_text()).group(1))
+           for i in range(1, 5)}
+    best = min(ces, key=ces.get)
+    assert (recipe_copy / "exp/best/final_model").read_text().startswith(f"{best}.nnet (best CV")
+    assert (recipe_copy / "exp/best/final.nnet").read_bytes() == (exp / f"{best}.nnet").read_bytes()
+
+
+@pytest.mark.slow
 def test_train_asgd_step(recipe_copy):
     """steps/train_asgd.sh on the tiny egs: 1 server + 4 workers, the per-chunk search."""
     env = tiny_egs(recipe_copy)

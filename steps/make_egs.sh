@@ -34,6 +34,12 @@ data=$1; ali=$2; dir=$3
 for f in "$data/feats.scp" "$data/utt2spk"; do
   [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
 done
+if [ -f "$dir/info/num_archives" ] && [ "$(cat "$dir/info/num_archives")" != "$nj" ]; then
+  echo "$0: $dir holds $(cat "$dir/info/num_archives") archives, not --nj $nj: use another egs dir" >&2; exit 1
+fi
+if [ -f "$dir/info/num_pdfs" ] && [ "$(cat "$dir/info/num_pdfs")" != "$num_pdfs" ]; then
+  echo "$0: $dir was made for $(cat "$dir/info/num_pdfs") pdfs, not $num_pdfs: use another egs dir" >&2; exit 1
+fi
 mkdir -p "$dir/log" "$dir/lists" "$dir/cv" "$dir/info"
 
 feats_of() {  # feats_of <scp>: an rspecifier of the (CMVN-normalised) features listed in <scp>

@@ -24,9 +24,15 @@ def espeak_available():
 @pytest.mark.slow
 @pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed and cannot be installed (needs apt-get as root)")
 def test_digits_recipe_tiny_end_to_end(tmp_path):
-    args = ["bash", "run.sh", "--preset", "tiny", "--nj", "2", "--num-iters", "6",
-            "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
-    p = subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, env=command_env())
+    # run from a copy of the recipe directory outside the repository (its steps link is broken by
+    # the copy: path.sh finds nnetavg through the commands on PATH and relinks it)
+    recipe = tmp_path / "myrecipe" / "s5"
+    shutil.copytree(RECIPE, recipe, symlinks=True)
+    assert not (recipe / "steps").exists()
+    args = ["bash", "run.sh", "--preset", "tiny", "--nj", "2", "--num-iters", "6", "--seed", "3",
+            "--cv-spk-percent", "20", "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"),
+            "--egs", str(tmp_path / "egs_nj2")]
+    p = subprocess.run(args, cwd=recipe, capture_output=True, text=True, env=command_env())
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     wers = {}
     for system in ("mono", "dnn"):
@@ -43,7 +49,17 @@ def test_digits_recipe_tiny_end_to_end(tmp_path):
     assert acc > 0.5, acc
     # a rerun finds everything done and changes nothing
     before = (tmp_path / "exp" / "dnn" / "final.nnet").read_bytes()
-    p2 = subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, env=command_env())
+    p2 = subprocess.run(args, cwd=recipe, capture_output=True, text=True, env=command_env())
     assert p2.returncode == 0, p2.stderr[-2000:]
     assert (tmp_path / "exp" / "dnn" / "final.nnet").read_bytes() == before
     assert "up to date" in p2.stdout
+    assert "--seed 3" in (tmp_path / "exp" / "dnn" / "nnet.proto").read_text() or \
+        "--randomizer-seed=3" in (tmp_path / "exp" / "dnn" / "log" / "train.0.1.log").read_text()
+    assert "20% of the speakers for CV" in p.stdout and (tmp_path / "egs_nj2" / "info" / "num_archives").exists()
+    # the egs dir is shared: another experiment with other --nj is refused, with the reason
+    p3 = subprocess.run([*args[:5], "4", *args[6:], "--stage", "6", "--exp", str(tmp_path / "exp2")], cwd=recipe,
+                        capture_output=True, text=True, env=command_env())
+    assert p3.returncode != 0 and "holds 2 archives, not --nj 4" in p3.stderr, p3.stderr[-2000:]
+    table = subprocess.run(["bash", "local/wer_table.sh", str(tmp_path / "exp")], cwd=recipe, capture_output=True,
+                           text=True)
+    assert table.returncode == 0 and table.stdout.count("\n| ") == 2, table.stdout

@@ -31,18 +31,27 @@ hidden_layers=3
 hidden_dim=512
 gmm=true              # also train and decode the monophone GMM baseline
 targets=exact         # DNN targets: exact (the synthesiser's timings) | gmm (the GMM's forced alignment)
+seed=777              # seed of the DNN's initialisation and frame shuffling (runs of one system differ by it)
+cv_spk_percent=10     # percent of the training speakers held out for cross-validation
 data=data
-exp=exp               # everything of one configuration (egs, models, decodes) goes under here
+exp=exp               # everything of one configuration (models, decodes) goes under here
+egs=                  # the egs dir (default: EXP/egs); share one between experiments with the same --nj
 
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default] [--vocab digits|words]
   [--num-words N] [--snr MIN:MAX] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
   [--initial-learning-rate R] [--final-learning-rate R] [--minibatch-size N] [--hidden-layers N]
-  [--hidden-dim N] [--gmm true|false] [--targets exact|gmm] [--data DIR] [--exp DIR]"
+  [--hidden-dim N] [--gmm true|false] [--targets exact|gmm] [--seed N] [--cv-spk-percent P] [--data DIR]
+  [--exp DIR] [--egs DIR]
+
+Bring your own corpus: a Kaldi data dir (wav.scp, text, utt2spk, spk2utt) in DATA/train and DATA/test,
+a Kaldi dict dir in DATA/local/dict and pdf alignments (ark:DATA/ali/pdf.ark, e.g. from a Kaldi GMM
+system's ali-to-pdf) let you start at --stage 2 (see the README)."
 . ./cmd.sh
 . ./path.sh
 . steps/parse_options.sh
 
 log() { echo "$(date +%H:%M:%S) run.sh: $*"; }
+[ -n "$egs" ] || egs=$exp/egs
 
 case $preset in
   tiny)    corpus=(--num-train-speakers 12 --num-test-speakers 4 --utts-per-speaker 12 --test-utts-per-speaker 6)
@@ -105,23 +114,24 @@ case $targets in
   *) echo "$0: --targets must be exact or gmm" >&2; exit 1 ;;
 esac
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: egs: $data/train + $pdf_ali ($num_pdfs pdfs) -> $exp/egs ($nj archives, CV by speaker)"
+  log "Stage 6: egs: $data/train + $pdf_ali ($num_pdfs pdfs) -> $egs ($nj archives, $cv_spk_percent% of the speakers for CV)"
   [ -f $pdf_ali ] || { echo "$0: no $pdf_ali (with --targets gmm, run stage 5 with --gmm true)" >&2; exit 1; }
-  steps/make_egs.sh --cmd "$train_cmd" --nj $nj --num-pdfs $num_pdfs $data/train ark:$pdf_ali $exp/egs
+  steps/make_egs.sh --cmd "$train_cmd" --nj $nj --num-pdfs $num_pdfs --cv-spk-percent $cv_spk_percent \
+    $data/train ark:$pdf_ali $egs
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  input_dim=$(cat $exp/egs/info/input_dim)
+  input_dim=$(cat $egs/info/input_dim)
   mkdir -p $exp/dnn
   log "Stage 7: DNN $input_dim-${hidden_layers}x$hidden_dim-$num_pdfs, $optimizer, $nj jobs ($parallel), $num_iters iterations -> $exp/dnn/final.nnet"
   [ -f $exp/dnn/0.nnet ] || nnet-init --input-dim $input_dim --output-dim $num_pdfs --hidden-layers $hidden_layers \
-    --hidden-dim $hidden_dim --write-proto $exp/dnn/nnet.proto $exp/dnn/0.nnet
+    --hidden-dim $hidden_dim --seed $seed --write-proto $exp/dnn/nnet.proto $exp/dnn/0.nnet
   common=(--minibatch-size $minibatch_size --optimizer $optimizer
-          --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate)
+          --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate --seed $seed)
   if [ $parallel = mpi ]; then
-    steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters "${common[@]}" $exp/egs $exp/dnn/0.nnet $exp/dnn
+    steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters "${common[@]}" $egs $exp/dnn/0.nnet $exp/dnn
   else
-    steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters "${common[@]}" $exp/egs $exp/dnn/0.nnet $exp/dnn
+    steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters "${common[@]}" $egs $exp/dnn/0.nnet $exp/dnn
   fi
 fi
 

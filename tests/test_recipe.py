@@ -230,7 +230,11 @@ def test_final_model_combine_and_best_cv(recipe_copy):
     m = re.search(r"last iteration CV cross-entropy=(\S+) .*final CV cross-entropy=(\S+)", p.stdout)
     assert m and float(m.group(2)) <= float(m.group(1)) + 0.02, p.stdout  # fitted on 20k of the CV frames
     from nnetavg.experiment import read_experiment
-    assert read_experiment(str(exp)).final.cv_cross_entropy == pytest.approx(float(m.group(2)), rel=1e-5)
+    e = read_experiment(str(exp))
+    assert e.final.cv_cross_entropy == pytest.approx(float(m.group(2)), rel=1e-5)
+    from nnetavg.plots import summary_markdown
+    row = summary_markdown([e], [], str(exp)).splitlines()[2]
+    assert "| combination of 3-4.nnet (" in row and f"{100 * e.iterations[-1].cv_frame_accuracy:.2f}%" in row
     import shutil
     shutil.copytree(exp, recipe_copy / "exp" / "best", ignore=shutil.ignore_patterns("final*", "combine.log"))
     p = subprocess.run([*base, "--final-model", "best-cv", "egs", "exp/dnn/0.nnet", "exp/best"], cwd=recipe_copy,

@@ -171,14 +171,15 @@ def _save(plt, fig, axes, png: str) -> bool:
 
 
 def summary_markdown(exps: list[Experiment], images: list[str], out_dir: str) -> str:
-    lines = ["| experiment | layout | jobs | iterations | frames | final CV cross-entropy | final CV frame acc. "
-             "| wall s | frames/s | mixing share |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| experiment | layout | jobs | iterations | frames | final model | final CV cross-entropy "
+             "| final CV frame acc. | last iteration CV frame acc. | wall s | frames/s | mixing share |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for e in exps:
-        f = e.final
-        lines.append(f"| {e.name} | {e.kind} | {e.num_jobs} | {len(e.iterations)} | {e.frames} | "
-                     f"{f.cv_cross_entropy:.4f} | {100 * f.cv_frame_accuracy:.2f}% | {e.wall_seconds:.1f} | "
-                     f"{e.frames_per_second:.0f} | {100 * e.mix_fraction:.1f}% |")
+        f, last = e.final, e.iterations[-1]
+        what = e.final_model[2] if e.final_model and e.final_model[2] else "last iteration"
+        lines.append(f"| {e.name} | {e.kind} | {e.num_jobs} | {len(e.iterations)} | {e.frames} | {what} | "
+                     f"{f.cv_cross_entropy:.4f} | {100 * f.cv_frame_accuracy:.2f}% | {100 * last.cv_frame_accuracy:.2f}% | "
+                     f"{e.wall_seconds:.1f} | {e.frames_per_second:.0f} | {100 * e.mix_fraction:.1f}% |")
     pts = speedups(exps)
     if len({n for n, _, _ in pts}) >= 2:
         lines += ["", "| jobs | speed-up (ours) | scaling factor (ours) | paper's speed-up (Su et al. 2015) |",

@@ -51,3 +51,12 @@ def test_fair_step_runs_each_contender_in_its_own_process(tmp_path):
     assert abs(sum(v for k, v in parts.items() if k != "total") - parts["total"]) < 1e-9
     assert parts["forward GEMMs"] > 0 and parts["updates (gradient GEMMs + apply)"] > 0
     assert "| 64 |" in (tmp_path / "fs.md").read_text()
+
+
+def test_gpu_check_reports_a_missing_gpu_and_exits_non_zero():
+    """bench/gpu_check.sh on a machine without a usable GPU: one line saying so, exit 2, no table."""
+    from tests.conftest import _cupy_or_reason
+    if _cupy_or_reason()[0] is not None:
+        pytest.skip("a GPU is usable here: the check would run for real")
+    p = run_cmd(["bash", f"{BENCH}/gpu_check.sh"], check=False)
+    assert p.returncode == 2 and "no usable GPU here" in p.stdout and "| check |" not in p.stdout, p.stdout + p.stderr

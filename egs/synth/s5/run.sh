@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 stage=0
 stop_stage=100
-preset=default        # tiny | default | large | big (size of the synthetic corpus; big: ~3.3M frames, 300 pdfs)
+preset=default        # tiny | default | large | big | huge (size of the synthetic corpus; big: ~3.3M frames, 300 pdfs; huge: 3x big)
 nj=4                  # parallel training jobs (= training archives)
 num_iters=8           # iterations of parallel training (one pass per job over its archive each)
 hidden_layers=3
@@ -34,7 +34,7 @@ data=data
 egs=egs
 exp=exp
 
-help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large|big] [--nj N] [--num-iters N]
+help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|large|big|huge] [--nj N] [--num-iters N]
   [--hidden-layers N] [--hidden-dim N] [--nonlinearity sigmoid|tanh|relu] [--optimizer sgd|ngsgd]
   [--ng-state reset|keep] [--epoch-schedule exponential|newbob] [--pretrain true|false] [--parallel files|mpi] [--mixing allreduce|butterfly|ring|bmuf] [--average-every K]
   [--linear-baseline true|false] [--use-gpu yes|optional|no] [--data DIR --egs DIR --exp DIR]"

@@ -41,6 +41,9 @@ PRESETS = {
     # The corpus of the scaling experiments (local/compare_scaling_big.sh): ~3.3M frames, 300
     # pdfs, a 20-dim latent space (more structure to learn than the small presets' 12 dims).
     "big": dict(speakers=240, utts=64, phones=100, phones_per_utt=16, latent_dim=20),
+    # 3x "big" (~10M frames): its first 240 speakers are big's, the same generator (the one-pass
+    # ASGD experiment with 3x the data of local/compare_big.sh --what asgd3x)
+    "huge": dict(speakers=720, utts=64, phones=100, phones_per_utt=16, latent_dim=20),
 }
 FEAT_DIM, LATENT_DIM, WARP_DIM, MODES = 40, 12, 48, 3  # LATENT_DIM: the default; presets may set latent_dim
 

@@ -199,6 +199,10 @@ if [ "$epoch_schedule" = newbob ]; then
   last=$best_iter
   final_model=last
 fi
+n=$num_models_combine
+[ "$n" -gt 0 ] || n=$(( last / 2 < 1 ? 1 : (last / 2 > 10 ? 10 : last / 2) ))
+[ "$n" -le "$last" ] || n=$last
+[ "$final_model" = combine ] && [ "$n" -lt 2 ] && final_model=last   # one model: nothing to combine
 if [ "$final_model" = last ] || [ "$last" -lt 2 ]; then
   [ "$dir/final.nnet" -nt "$dir/$last.nnet" ] || nnet-copy "$dir/$last.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
   echo "$last.nnet" > "$dir/final_model"
@@ -213,9 +217,6 @@ if [ ! -f "$dir/final.nnet" ] || [ "$dir/$last.nnet" -nt "$dir/final.nnet" ]; th
     nnet-copy "$dir/$best.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
     echo "$best.nnet (best CV cross-entropy of iterations 1-$last)" > "$dir/final_model"
   else
-    n=$num_models_combine
-    [ "$n" -gt 0 ] || n=$(( last / 2 < 1 ? 1 : (last / 2 > 10 ? 10 : last / 2) ))
-    [ "$n" -le "$last" ] || n=$last
     models=(); for ((i = last - n + 1; i <= last; i++)); do models+=("$dir/$i.nnet"); done
     $cmd "$dir/log/combine.log" nnet-combine --use-gpu="$use_gpu" --feature-transform="$transform" \
       --num-frames="$combine_frames" "${models[@]}" "scp:$egs/cv/feats.scp" "ark:$egs/cv/ali.ark" "$dir/final.nnet"

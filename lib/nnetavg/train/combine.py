@@ -37,7 +37,7 @@ class CombineResult:
     objective: float           # held-out cross-entropy per frame of the returned network
     average_objective: float
     single_objectives: list[float]
-    chosen: str                # "combination" | "average" | "model K" (1-based)
+    chosen: str                # "combination" | "average" | "model-K" (1-based)
     evaluations: int
 
 
@@ -155,7 +155,7 @@ def combine(models: list[Network], x: np.ndarray, t: np.ndarray, max_iters: int 
     w = weights_of(w)
     best_single = int(np.argmin(singles))
     candidates = [(f, "combination", w), (average, "average", np.full(K * C, 1.0 / K)),
-                  (singles[best_single], f"model {best_single + 1}",
+                  (singles[best_single], f"model-{best_single + 1}",
                    np.eye(K)[best_single].repeat(C) if C > 1 else np.eye(K)[best_single])]
     obj, chosen, w_final = min(candidates, key=lambda c: c[0] if np.isfinite(c[0]) else np.inf)
     work.params[...] = params_of(w_final)

@@ -19,10 +19,10 @@ import click
 from nnetavg.backend import device_xp
 from nnetavg.bin._common import (KALDI_BOOL, binary_option, fail, feature_transform_option, kaldi_command,
                                  length_tolerance_option, use_gpu_option)
-from nnetavg.data.utterances import DataStats, labelled_utterances
+from nnetavg.data.utterances import DataStats, held_out_frames, labelled_utterances
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.log import kv
-from nnetavg.train.combine import combine, held_out_frames, weights_table
+from nnetavg.train.combine import combine, weights_table
 
 log = logging.getLogger("nnetavg.bin")
 
@@ -45,10 +45,11 @@ def main(use_gpu, binary, feature_transform, length_tolerance, num_frames, per_c
     models = [read_nnet(m, xp=xp) for m in model_files]
     transform = read_nnet(feature_transform) if feature_transform else None
     nnet = models[0]
-    x, t = held_out_frames(labelled_utterances(feats, ali, nnet.output_dim, nnet.input_dim, transform, DataStats(),
-                                               length_tolerance), num_frames)
-    if len(t) == 0:
-        fail(f"no usable frames in {feats}")
+    frames = held_out_frames(labelled_utterances(feats, ali, nnet.output_dim, nnet.input_dim, transform, DataStats(),
+                                                 length_tolerance), num_frames, feats)
+    if frames is None:
+        fail(f"{ali}: combination needs pdf alignments (not soft targets) for its held-out frames")
+    x, t = frames
     r = combine(models, x, t, max_iters=max_iters, per_component=per_component)
     log.info("%s", kv(models=len(models), frames=len(t), chosen=r.chosen, cross_entropy=r.objective,
                       average_cross_entropy=r.average_objective, evaluations=r.evaluations))

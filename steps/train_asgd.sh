@@ -51,8 +51,8 @@ else
     lr_decay=$(awk -v a="$learning_rate" -v b="$final_learning_rate" -v u="$updates" 'BEGIN{printf "%.9f", exp(log(b / a) / u)}')
     echo "$0: $frames frames = $updates updates: decay $lr_decay per update takes the rate from $learning_rate to $final_learning_rate"
   elif [ "$lr_schedule" = minibatch-decay ] && [ "$updates" -gt 0 ]; then
-    awk -v a="$learning_rate" -v d="$lr_decay" -v u="$updates" -v f="$frames" 'BEGIN{e = a * exp(u * log(d));
-      if (e < 1e-3 * a) printf "%s: warning: decay %s over the pass'"'"'s %d updates (%d frames) ends at rate %.3g, below 1/1000 of the start: the end of the data is not learnt; set --final-learning-rate\n", "'"$0"'", d, u, f, e}' >&2
+    end_rate=$(awk -v a="$learning_rate" -v d="$lr_decay" -v u="$updates" 'BEGIN{e = a * exp(u * log(d)); if (e < 1e-3 * a) printf "%.3g", e}')
+    [ -z "$end_rate" ] || echo "$0: warning: decay $lr_decay over the pass's $updates updates ($frames frames) ends at rate $end_rate, below 1/1000 of the start: the end of the data is not learnt; set --final-learning-rate" >&2
   fi
   polyak_after=$(awk -v f="$polyak_after_fraction" -v u="$updates" 'BEGIN{printf "%d", f * u}')
   echo "$0: 1 server + $nj workers, $lr_schedule from $learning_rate, averaged SGD $averaged_sgd (Polyak phase not before update $polyak_after)"

@@ -23,7 +23,7 @@ import glob
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nnetavg.errors import NnetavgError
 from nnetavg.report import parse_line
@@ -104,7 +104,6 @@ class Experiment:
         last = self.iterations[-1]
         if self.final_model is None:
             return last
-        from dataclasses import replace  # noqa: PLC0415
         return replace(last, cv_cross_entropy=self.final_model[0], cv_frame_accuracy=self.final_model[1])
 
 
@@ -206,7 +205,8 @@ def _read_files_layout(name: str, path: str) -> Experiment:
     final_model = None
     final_log = os.path.join(logdir, "compute_prob_cv.final.log")
     if out and os.path.exists(final_log) and (cv := _Log(final_log).cv()) is not None:
-        what = _lines(os.path.join(path, "final_model"))[0].strip() if os.path.exists(os.path.join(path, "final_model")) else ""
+        what_file = os.path.join(path, "final_model")
+        what = "".join(_lines(what_file)).strip() if os.path.exists(what_file) else ""
         final_model = (cv[0], cv[1], what)
     return Experiment(name, path, "files", num_jobs, initial, out, trainer, optimizer=optimizer,
                       final_model=final_model)

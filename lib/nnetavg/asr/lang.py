@@ -40,6 +40,7 @@ import re
 from dataclasses import dataclass, field
 
 from nnetavg.errors import NnetavgError
+from nnetavg.fileutil import atomic_output
 
 SIL = "SIL"                 # the silence phone of a bare lexicon (no dict dir)
 NONSIL_STATES, SIL_STATES = 3, 5
@@ -279,14 +280,21 @@ def lexicon_fst_text(entries: list[LexiconEntry], phones: dict[str, int], words:
 class Lang:
     phones: dict[str, int]
     words: dict[str, int]
-    lexicon: dict[str, list[list[str]]]          # word -> pronunciations (position-dependent phones)
     topo: str
-    silence_phones: list[str] = field(default_factory=lambda: [SIL])
-    optional_silence: str = SIL
-    entries: list[LexiconEntry] = field(default_factory=list)             # lexiconp, in order
-    disambig_entries: list[LexiconEntry] = field(default_factory=list)    # lexiconp_disambig
+    silence_phones: list[str]
+    optional_silence: str
+    entries: list[LexiconEntry]                 # lexiconp, in order (position-dependent phones)
+    disambig_entries: list[LexiconEntry]        # lexiconp_disambig
     sil_prob: float = 0.5
     _hmm: tuple | None = field(default=None, repr=False)
+
+    @property
+    def lexicon(self) -> dict[str, list[list[str]]]:
+        """word -> its pronunciations."""
+        out: dict[str, list[list[str]]] = {}
+        for e in self.entries:
+            out.setdefault(e.word, []).append(e.pron)
+        return out
 
     @property
     def disambig_ids(self) -> list[int]:
@@ -354,18 +362,13 @@ def build_lang(d: DictDir, sil_prob: float = 0.5, position_dependent_phones: boo
     for w in ("#0", "<s>", "</s>"):
         words[w] = len(words)
     nonsil_ids = [i for p, i in phones.items() if i and not p.startswith("#") and p not in silence]
-    lexicon: dict[str, list[list[str]]] = {}
-    for e in entries:
-        lexicon.setdefault(e.word, []).append(e.pron)
     topo = topology_text(nonsil_ids, [phones[p] for p in silence])
-    return Lang(phones, words, lexicon, topo, silence, d.optional_silence, entries, disambig_entries, sil_prob)
+    return Lang(phones, words, topo, silence, d.optional_silence, entries, disambig_entries, sil_prob)
 
 
 def _write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with atomic_output(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 def write_lang(lang: Lang, out_dir: str, position_dependent_phones: bool = False) -> None:
@@ -422,9 +425,6 @@ def load_lang(lang_dir: str) -> Lang:
     with open(os.path.join(lang_dir, "topo")) as f:
         topo = f.read()
     entries = read_lexicon(os.path.join(lang_dir, "lexiconp.txt"), with_probs=True)
-    lexicon: dict[str, list[list[str]]] = {}
-    for e in entries:
-        lexicon.setdefault(e.word, []).append(e.pron)
     sil = [p for line in _phone_lines(os.path.join(lang_dir, "phones/silence.txt")) for p in line]
     opt = _phone_lines(os.path.join(lang_dir, "phones/optional_silence.txt"))[0][0]
     sil_prob = 0.5
@@ -432,5 +432,5 @@ def load_lang(lang_dir: str) -> Lang:
         with open(os.path.join(lang_dir, "sil_prob")) as f:
             sil_prob = float(f.read())
     return Lang(read_symbols(os.path.join(lang_dir, "phones.txt")), read_symbols(os.path.join(lang_dir, "words.txt")),
-                lexicon, topo, sil, opt, entries,
+                topo, sil, opt, entries,
                 read_lexicon(os.path.join(lang_dir, "lexiconp_disambig.txt"), with_probs=True), sil_prob)

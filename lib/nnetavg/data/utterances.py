@@ -206,3 +206,22 @@ class _Weigher:
                 return None
             fw = fw * np.float32(u)
         return fw
+
+
+def held_out_frames(utterances, max_frames: int, source: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first ``max_frames`` frames (0: all) and their pdf targets from an iterator of
+    ``(key, x, t)`` (e.g. :func:`labelled_utterances`), as two host arrays; None when the targets
+    are soft (Posteriors). An error naming ``source`` when there are no frames."""
+    xs, ts, n = [], [], 0
+    for _, x, t in utterances:
+        if not isinstance(t, np.ndarray):
+            return None
+        xs.append(x)
+        ts.append(t)
+        n += len(t)
+        if max_frames and n >= max_frames:
+            break
+    if not xs:
+        raise NnetavgError(f"no frames in {source}")
+    x, t = np.concatenate(xs), np.concatenate(ts)
+    return (x[:max_frames], t[:max_frames]) if max_frames else (x, t)

@@ -21,16 +21,16 @@ import logging
 
 import numpy as np
 
-from nnetavg.data.utterances import DataStats, labelled_utterances
+from nnetavg.data.utterances import DataStats, held_out_frames, labelled_utterances
 from nnetavg.errors import NnetavgError
 from nnetavg.nnet.network import Network
 from nnetavg.parallel.comm import Communicator
 from nnetavg.parallel.server import ServerCheckpoint, report_line, run_server, run_worker, start_positions
 from nnetavg.train.iterate_averaging import IterateAverager
-from nnetavg.train.lr_search import SHRINK, mean_cross_entropy, search_learning_rate
+from nnetavg.train.lr_search import SHRINK, search_learning_rate
 from nnetavg.train.optim import SGDOptions
 from nnetavg.train.schedules import make_schedule
-from nnetavg.train.trainer import TrainOptions, evaluate
+from nnetavg.train.trainer import TrainOptions, evaluate, mean_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -111,30 +111,18 @@ def _server(comm: Communicator, nnet: Network, transform, opts: TrainOptions, sg
 def _cv_check(nnet: Network, cv_feats: str, cv_ali: str, transform, max_frames: int):
     """The server's periodic CV check: a function of the network giving the cross-entropy per frame
     on the first ``max_frames`` CV frames, read (and transformed) once and held in memory, so that
-    a check costs one forward pass over a sample instead of a pass over the files (0: the whole
-    CV set, read every time)."""
+    a check costs one forward pass over a sample instead of a pass over the files (0, or soft
+    targets: the whole CV set, read every time)."""
+    whole = lambda net: evaluate(net, cv_feats, cv_ali, transform).cross_entropy  # noqa: E731
     if max_frames <= 0:
-        return lambda net: evaluate(net, cv_feats, cv_ali, transform).cross_entropy
-    xs, ts, n = [], [], 0
-    for _, x, t in labelled_utterances(cv_feats, cv_ali, nnet.output_dim, nnet.input_dim, transform, DataStats()):
-        if not isinstance(t, np.ndarray):
-            return lambda net: evaluate(net, cv_feats, cv_ali, transform).cross_entropy  # soft targets: whole set
-        xs.append(x)
-        ts.append(t)
-        n += len(t)
-        if n >= max_frames:
-            break
-    if not xs:
-        raise NnetavgError(f"no frames in {cv_feats} for the CV checks")
-    x_all, t_all = np.concatenate(xs)[:max_frames], np.concatenate(ts)[:max_frames]
-    log.info("CV checks on the first %d frames of %s", len(t_all), cv_feats)
-
-    def check(net: Network) -> float:
-        loss = 0.0
-        for i in range(0, len(t_all), 8192):
-            loss += mean_cross_entropy(net, x_all[i:i + 8192], t_all[i:i + 8192]) * len(t_all[i:i + 8192])
-        return loss / len(t_all)
-    return check
+        return whole
+    frames = held_out_frames(labelled_utterances(cv_feats, cv_ali, nnet.output_dim, nnet.input_dim, transform,
+                                                 DataStats()), max_frames, f"{cv_feats} for the CV checks")
+    if frames is None:
+        return whole
+    x, t = frames
+    log.info("CV checks on the first %d frames of %s", len(t), cv_feats)
+    return lambda net: mean_cross_entropy(net, x, t)
 
 
 def _choose_average(nnet: Network, averager: IterateAverager, transform, cv_feats: str, cv_ali: str) -> None:

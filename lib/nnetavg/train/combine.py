@@ -25,7 +25,7 @@ import numpy as np
 from nnetavg.backend import to_device
 from nnetavg.errors import NnetavgError
 from nnetavg.nnet.network import Network
-from nnetavg.train.trainer import xent_and_derivative
+from nnetavg.train.trainer import mean_cross_entropy, xent_and_derivative
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,14 @@ class CombineResult:
 
 
 class _HeldOut:
-    """The held-out loss and its parameter gradient, in chunks of frames."""
+    """The held-out loss and its parameter gradient at given parameters of ``net``."""
 
     def __init__(self, net: Network, x: np.ndarray, t: np.ndarray, chunk: int = 8192):
-        self.net, self.chunk = net, chunk
-        self.x = [to_device(x[i:i + chunk].astype(net.dtype, copy=False), net.xp) for i in range(0, len(t), chunk)]
-        self.t = [to_device(t[i:i + chunk], net.xp) for i in range(0, len(t), chunk)]
-        self.frames = len(t)
+        self.net, self.x, self.t, self.chunk = net, x, t, chunk
 
     def loss(self, params) -> float:
         self.net.params[...] = params
-        total = 0.0
-        for x, t in zip(self.x, self.t):
-            total += xent_and_derivative(self.net.forward(x), t, compute_derivative=False)[0]
-        return total / self.frames
+        return mean_cross_entropy(self.net, self.x, self.t, self.chunk)
 
     def loss_and_grad(self, params):
         net = self.net
@@ -68,12 +62,12 @@ class _HeldOut:
             for name, g in comp.param_gradients(x, y, dy).items():
                 views[i][name] += g
 
-        for x, t in zip(self.x, self.t):
-            acts = net.forward_train(x)
+        for i in range(0, len(self.t), self.chunk):
+            acts = net.forward_train(to_device(self.x[i:i + self.chunk].astype(net.dtype, copy=False), net.xp))
             dy = acts[-1]
-            total += xent_and_derivative(dy, t)[0]
+            total += xent_and_derivative(dy, to_device(self.t[i:i + self.chunk], net.xp))[0]
             net.backward(acts, dy, collect)
-        return total / self.frames, grad / self.frames
+        return total / len(self.t), grad / len(self.t)
 
 
 def combine(models: list[Network], x: np.ndarray, t: np.ndarray, max_iters: int = 30,
@@ -160,23 +154,6 @@ def combine(models: list[Network], x: np.ndarray, t: np.ndarray, max_iters: int 
     obj, chosen, w_final = min(candidates, key=lambda c: c[0] if np.isfinite(c[0]) else np.inf)
     work.params[...] = params_of(w_final)
     return CombineResult(work, w_final.reshape(K, C), obj, average, singles, chosen, evals)
-
-
-def held_out_frames(utterances, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``max_frames`` frames (with pdf targets) of an iterator of (key, x, t)."""
-    xs, ts, n = [], [], 0
-    for _, x, t in utterances:
-        if not isinstance(t, np.ndarray):
-            raise NnetavgError("combination needs pdf alignments (not soft targets) for its held-out frames")
-        xs.append(x)
-        ts.append(t)
-        n += len(t)
-        if max_frames and n >= max_frames:
-            break
-    if not xs:
-        raise NnetavgError("no held-out frames to combine on")
-    x, t = np.concatenate(xs), np.concatenate(ts)
-    return (x[:max_frames], t[:max_frames]) if max_frames else (x, t)
 
 
 def weights_table(result: CombineResult) -> str:

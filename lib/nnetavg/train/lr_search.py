@@ -26,7 +26,7 @@ import numpy as np
 
 from nnetavg.nnet.network import Network
 from nnetavg.train.optim import SGD
-from nnetavg.train.trainer import Trainer, TrainOptions, xent_and_derivative
+from nnetavg.train.trainer import Trainer, TrainOptions, mean_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,6 @@ class SearchResult:
     baseline: float
     criterion: float
     tries: int
-
-
-def mean_cross_entropy(nnet: Network, x: np.ndarray, t: np.ndarray) -> float:
-    """Cross-entropy per frame of ``nnet`` on frames ``x`` with pdf targets ``t`` (host arrays)."""
-    y = nnet.forward(nnet.xp.asarray(x.astype(nnet.dtype, copy=False)))
-    loss, _ = xent_and_derivative(y, nnet.xp.asarray(t), compute_derivative=False)
-    return loss / len(t)
 
 
 def _criterion_at_rate(nnet: Network, x: np.ndarray, t: np.ndarray, xh: np.ndarray, th: np.ndarray, lr: float,

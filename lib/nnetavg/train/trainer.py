@@ -141,6 +141,16 @@ def xent_and_derivative(y, targets, compute_derivative: bool = True) -> tuple[fl
     return float(loss), int(correct)
 
 
+def mean_cross_entropy(nnet, x: np.ndarray, t: np.ndarray, chunk: int = 8192) -> float:
+    """Cross-entropy per frame of ``nnet`` on host frames ``x`` with pdf targets ``t``, forwarded
+    ``chunk`` frames at a time."""
+    total = 0.0
+    for i in range(0, len(t), chunk):
+        y = nnet.forward(nnet.xp.asarray(x[i:i + chunk].astype(nnet.dtype, copy=False)))
+        total += xent_and_derivative(y, nnet.xp.asarray(t[i:i + chunk]), compute_derivative=False)[0]
+    return total / len(t)
+
+
 class Trainer:
     def __init__(self, nnet: Network, optimizer, opts: TrainOptions, schedule=None,
                  after_minibatch: Callable[[int, Network], None] | None = None):

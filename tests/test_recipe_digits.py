@@ -27,7 +27,7 @@ def test_digits_recipe_tiny_end_to_end(tmp_path):
     # run from a copy of the recipe directory outside the repository (its steps link is broken by
     # the copy: path.sh finds nnetavg through the commands on PATH and relinks it)
     recipe = tmp_path / "myrecipe" / "s5"
-    shutil.copytree(RECIPE, recipe, symlinks=True)
+    shutil.copytree(RECIPE, recipe, symlinks=True, ignore=shutil.ignore_patterns("data*", "exp*"))
     assert not (recipe / "steps").exists()
     args = ["bash", "run.sh", "--preset", "tiny", "--nj", "2", "--num-iters", "6", "--seed", "3",
             "--cv-spk-percent", "20", "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"),

@@ -9,6 +9,8 @@
 #   ./run.sh --optimizer sgd --nj 1 --exp exp/sgd_nj1 --gmm false
 #   ./run.sh --vocab words --data data_words --exp exp_words   # ~150-word vocabulary, more pdfs
 #   ./run.sh --preset tiny                      # the small version CI runs
+#   ./run.sh --preset hard --data data_hard --exp exp_hard/ngsgd_nj4   # noisy, channels, 80 test speakers
+#   local/compare_seeds.sh                      # GMM and DNNs, 3 seeds each, on the hard preset
 #
 # Results (and the command of each row): RESULTS.md.
 set -euo pipefail
@@ -16,7 +18,7 @@ cd "$(dirname "$0")"
 
 stage=0
 stop_stage=100
-preset=default        # tiny | default: corpus size (and network size)
+preset=default        # tiny | default | hard: corpus size (and network size); hard: see below
 vocab=digits          # digits | words
 num_words=150         # vocabulary size with --vocab words
 snr=20:40             # range of the added white noise's SNR in dB (MIN:MAX)
@@ -31,16 +33,17 @@ hidden_layers=3
 hidden_dim=512
 gmm=true              # also train and decode the monophone GMM baseline
 targets=exact         # DNN targets: exact (the synthesiser's timings) | gmm (the GMM's forced alignment)
+corpus_seed=1         # seed of the synthetic corpus (voices, sentences, noise)
 seed=777              # seed of the DNN's initialisation and frame shuffling (runs of one system differ by it)
 cv_spk_percent=10     # percent of the training speakers held out for cross-validation
 data=data
 exp=exp               # everything of one configuration (models, decodes) goes under here
 egs=                  # the egs dir (default: EXP/egs); share one between experiments with the same --nj
 
-help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default] [--vocab digits|words]
+help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|hard] [--vocab digits|words]
   [--num-words N] [--snr MIN:MAX] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
   [--initial-learning-rate R] [--final-learning-rate R] [--minibatch-size N] [--hidden-layers N]
-  [--hidden-dim N] [--gmm true|false] [--targets exact|gmm] [--seed N] [--cv-spk-percent P] [--data DIR]
+  [--hidden-dim N] [--gmm true|false] [--targets exact|gmm] [--seed N] [--corpus-seed N] [--cv-spk-percent P] [--data DIR]
   [--exp DIR] [--egs DIR]
 
 Bring your own corpus: a Kaldi data dir (wav.scp, text, utt2spk, spk2utt) in DATA/train and DATA/test,
@@ -57,6 +60,12 @@ case $preset in
   tiny)    corpus=(--num-train-speakers 12 --num-test-speakers 4 --utts-per-speaker 12 --test-utts-per-speaker 6)
            [ $hidden_dim = 512 ] && hidden_dim=256; [ $hidden_layers = 3 ] && hidden_layers=2 ;;
   default) corpus=(--num-train-speakers 24 --num-test-speakers 10 --utts-per-speaker 40 --test-utts-per-speaker 20) ;;
+  hard)    # a task that separates systems: 60 training voices, 80 unseen test speakers (40 other voices x 2),
+           # ~5000 test words, 300 words + 12 homophone pairs, 5-20 dB of white/pink/babble noise, a
+           # telephone/equaliser/room/flat channel per speaker
+           corpus=(--num-train-speakers 60 --num-test-speakers 40 --test-speakers-per-voice 2 --utts-per-speaker 40
+                   --test-utts-per-speaker 14 --homophones 12 --noise white,pink,babble --channels flat,telephone,eq,reverb)
+           vocab=words; num_words=300; [ "$snr" = 20:40 ] && snr=5:20 ;;
   *) echo "$0: unknown --preset $preset" >&2; exit 1 ;;
 esac
 
@@ -67,7 +76,7 @@ fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "Stage 1: corpus: espeak-ng ($vocab, $preset) -> $data/{train,test}, $data/local/dict/lexicon.txt"
-  [ -f $data/test/phone_times ] || make_data.py --vocab $vocab --num-words $num_words --snr $snr "${corpus[@]}" $data
+  [ -f $data/test/phone_times ] || make_data.py --seed $corpus_seed --vocab $vocab --num-words $num_words --snr $snr "${corpus[@]}" $data
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then

@@ -2,9 +2,20 @@
 """Synthesise a spoken-word corpus with espeak-ng and write it as Kaldi data directories.
 
 Speakers are espeak-ng voice variants of American English (``en-us+VARIANT``, so every speaker
-shares one phone set), each with its own speaking rate and pitch, jittered per utterance. Every
-utterance gets 100-500 ms of lead-in silence and white noise at 20-40 dB SNR (--snr). Train and test
-speakers are disjoint.
+shares one phone set), each with its own speaking rate and pitch, jittered per utterance
+(--speakers-per-voice: several speakers from one variant, each with its own rate, pitch and channel).
+Every utterance gets 100-500 ms of lead-in silence and noise at --snr dB. Train and test voices are
+disjoint.
+
+Harder conditions (the defaults keep the original corpus: white noise, no channel):
+  --noise white,pink,babble     a noise type drawn per utterance (babble: 3-6 other sentences of
+                                the same part's voices, summed)
+  --channels flat,telephone,eq,reverb
+                                a channel drawn per speaker: 300-3400 Hz band-pass, a random
+                                +-9 dB equaliser, or a room (exponentially decaying impulse
+                                response, RT60 0.15-0.5 s); the phone timings stay the synthesiser's
+  --homophones N                N pairs of words espeak-ng pronounces alike (right/write, ...) added
+                                to the vocabulary: the lexicon then needs #1/#2 disambiguation
 
 Writes, for each of ``train`` and ``test`` under OUT_DIR:
   wav.scp, text, utt2spk, spk2utt   -- Kaldi data directory (16-bit mono wav files under OUT_DIR/wav)
@@ -31,6 +42,14 @@ from espeak import Espeak  # noqa: E402
 
 DIGITS = "zero one two three four five six seven eight nine".split()
 SIL = "SIL"
+HOMOPHONE_CANDIDATES = [
+    ("right", "write"), ("night", "knight"), ("sea", "see"), ("pair", "pear"), ("flour", "flower"),
+    ("meat", "meet"), ("mail", "male"), ("sail", "sale"), ("tail", "tale"), ("rain", "reign"),
+    ("hair", "hare"), ("road", "rode"), ("sun", "son"), ("weak", "week"), ("hole", "whole"),
+    ("made", "maid"), ("piece", "peace"), ("plain", "plane"), ("steal", "steel"), ("wait", "weight"),
+    ("blue", "blew"), ("bear", "bare"), ("deer", "dear"), ("fair", "fare"), ("heal", "heel"),
+    ("nose", "knows"), ("peak", "peek"), ("one", "won"), ("four", "for"), ("eight", "ate"),
+]
 
 
 def voice_variants():
@@ -91,6 +110,85 @@ def phone_segments(events, num_ms, lead_ms, reference):
     return merged
 
 
+def homophone_pairs(synth, num_pairs, vocab):
+    """Up to ``num_pairs`` candidate pairs espeak-ng pronounces identically, neither word in ``vocab``."""
+    pairs = []
+    for a, b in HOMOPHONE_CANDIDATES:
+        if len(pairs) == num_pairs:
+            break
+        if a in vocab or b in vocab:
+            continue
+        pa, pb = pronounce(synth, a), pronounce(synth, b)
+        if pa and pa == pb:
+            pairs.append((a, b))
+    if len(pairs) < num_pairs:
+        print(f"make_data.py: only {len(pairs)} of {num_pairs} homophone pairs are pronounced alike by this espeak-ng")
+    return pairs
+
+
+def _spectral(signal, gain_of_freq, rate_hz):
+    """``signal`` filtered by the real, zero-phase gain ``gain_of_freq(freqs_hz)`` (FFT domain)."""
+    spec = np.fft.rfft(signal)
+    spec *= gain_of_freq(np.fft.rfftfreq(len(signal), 1.0 / rate_hz))
+    return np.fft.irfft(spec, len(signal))
+
+
+class Channel:
+    """One speaker's recording channel: flat, telephone band, random equaliser or a room."""
+
+    def __init__(self, kind, rng, rate_hz):
+        self.kind, self.rate_hz = kind, rate_hz
+        if kind == "eq":
+            self.eq_freqs = np.geomspace(100, rate_hz / 2, 8)
+            self.eq_db = np.array([rng.uniform(-9, 9) for _ in self.eq_freqs])
+        elif kind == "reverb":
+            rt60 = rng.uniform(0.15, 0.5)
+            n = int(rt60 * rate_hz)
+            t = np.arange(n) / rate_hz
+            ir = np.random.default_rng(rng.randrange(2**32)).normal(0, 1, n) * np.exp(-6.9 * t / rt60)
+            ir[0] = 0.0
+            ir *= 0.6 / np.sqrt(np.sum(ir ** 2))   # reverberant energy against the direct path's 1
+            ir[0] = 1.0
+            self.ir = ir
+        elif kind not in ("flat", "telephone"):
+            raise SystemExit(f"make_data.py: unknown channel {kind!r} (flat, telephone, eq, reverb)")
+
+    def __call__(self, signal):
+        if self.kind == "telephone":
+            def gain(f):
+                lo = np.clip((f - 200) / 200, 0, 1)       # 200-400 Hz ramp up
+                hi = np.clip((3600 - f) / 400, 0, 1)      # 3200-3600 Hz ramp down
+                return np.sin(0.5 * np.pi * lo) * np.sin(0.5 * np.pi * hi)
+            return _spectral(signal, gain, self.rate_hz)
+        if self.kind == "eq":
+            logf = np.log(self.eq_freqs)
+            return _spectral(signal, lambda f: 10 ** (np.interp(np.log(np.maximum(f, 1.0)), logf, self.eq_db) / 20),
+                             self.rate_hz)
+        if self.kind == "reverb":
+            n = len(signal) + len(self.ir) - 1
+            out = np.fft.irfft(np.fft.rfft(signal, n) * np.fft.rfft(self.ir, n), n)
+            return out[: len(signal)]
+        return signal
+
+
+def make_noise(kind, num, rng, nrng, babble_pool, rate_hz):
+    """``num`` samples of unit-power noise of ``kind`` (white, pink or babble)."""
+    if kind == "white":
+        noise = nrng.normal(0.0, 1.0, num)
+    elif kind == "pink":
+        noise = _spectral(nrng.normal(0.0, 1.0, num), lambda f: 1.0 / np.sqrt(np.maximum(f, 20.0)), rate_hz)
+    elif kind == "babble":
+        noise = np.zeros(num)
+        for _ in range(rng.randint(3, 6)):
+            talk = babble_pool[rng.randrange(len(babble_pool))]
+            start = rng.randrange(max(1, len(talk) - num)) if len(talk) > num else 0
+            piece = np.resize(talk[start:], num)   # a short sentence repeats
+            noise += piece / np.sqrt(np.mean(piece ** 2) + 1e-9)
+    else:
+        raise SystemExit(f"make_data.py: unknown noise {kind!r} (white, pink, babble)")
+    return noise / np.sqrt(np.mean(noise ** 2) + 1e-12)
+
+
 def write_wav(path, samples, rate):
     with wave.open(path, "wb") as w:
         w.setnchannels(1)
@@ -103,11 +201,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--vocab", choices=["digits", "words"], default="digits")
     p.add_argument("--num-words", type=int, default=150, help="vocabulary size for --vocab words")
-    p.add_argument("--num-train-speakers", type=int, default=24)
-    p.add_argument("--num-test-speakers", type=int, default=6)
+    p.add_argument("--num-train-speakers", type=int, default=24, help="voice variants for training")
+    p.add_argument("--num-test-speakers", type=int, default=6, help="other voice variants for testing")
     p.add_argument("--utts-per-speaker", type=int, default=40)
     p.add_argument("--test-utts-per-speaker", type=int, default=20)
-    p.add_argument("--snr", default="20:40", help="range of the white noise's SNR in dB, MIN:MAX")
+    p.add_argument("--snr", default="20:40", help="range of the noise's SNR in dB, MIN:MAX")
+    p.add_argument("--noise", default="white", help="noise types drawn per utterance: white,pink,babble")
+    p.add_argument("--channels", default="flat", help="channels drawn per speaker: flat,telephone,eq,reverb")
+    p.add_argument("--speakers-per-voice", type=int, default=1, help="training speakers made from each voice variant")
+    p.add_argument("--test-speakers-per-voice", type=int, default=1, help="test speakers made from each voice variant")
+    p.add_argument("--homophones", type=int, default=0, help="pairs of words pronounced alike added to --vocab words")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("out_dir")
     args = p.parse_args()
@@ -126,6 +229,10 @@ def main():
         vocab, min_len, max_len = DIGITS, 3, 7
     else:
         vocab, min_len, max_len = word_list(args.num_words, rng), 3, 6
+    if args.homophones:
+        if args.vocab != "words":
+            sys.exit("make_data.py: --homophones needs --vocab words")
+        vocab = sorted(set(vocab) | {w for pair in homophone_pairs(synth, args.homophones, set(vocab)) for w in pair})
     lexicon = {w: pronounce(synth, w) for w in vocab}
     lexicon = {w: pron for w, pron in lexicon.items() if pron}
 
@@ -141,16 +248,30 @@ def main():
             f.write(f"{SIL}\n")
     words = sorted(lexicon)
 
+    noises = args.noise.split(",")
+    channels = args.channels.split(",")
     dropped = 0
-    for part, speakers, per_spk in (("train", voices[: args.num_train_speakers], args.utts_per_speaker),
-                                    ("test", voices[args.num_train_speakers:], args.test_utts_per_speaker)):
+    for part, part_voices, per_voice, per_spk in (
+            ("train", voices[: args.num_train_speakers], args.speakers_per_voice, args.utts_per_speaker),
+            ("test", voices[args.num_train_speakers:], args.test_speakers_per_voice, args.test_utts_per_speaker)):
         d = f"{args.out_dir}/{part}"
         os.makedirs(f"{args.out_dir}/wav/{part}", exist_ok=True)
         os.makedirs(d, exist_ok=True)
+        babble_pool = []
+        if "babble" in noises:   # other talkers: this part's own voices, so test babble is unseen too
+            for _ in range(24):
+                text = " ".join(rng.choice(words) for _ in range(6))
+                audio, _, _ = synth.synthesize(text, f"en-us+{rng.choice(part_voices)}", rng.randint(130, 230),
+                                               rng.randint(20, 80))
+                babble_pool.append(audio.astype(np.float64))
         rows = []
-        for voice in speakers:
-            spk = voice.lower().replace("_", "-")
+        conditions = {}
+        speakers = [(v, k) for v in part_voices for k in range(per_voice)]
+        for voice, k in speakers:
+            spk = voice.lower().replace("_", "-") + (f"-{k + 1}" if per_voice > 1 else "")
             base_rate, base_pitch = rng.randint(130, 230), rng.randint(20, 80)
+            channel = Channel(rng.choice(channels), rng, rate_hz)
+            conditions[spk] = channel.kind
             n = 0
             while n < per_spk:
                 sentence = [rng.choice(words) for _ in range(rng.randint(min_len, max_len))]
@@ -166,9 +287,14 @@ def main():
                 if segments is None:
                     dropped += 1
                     continue
-                power = np.mean(audio.astype(np.float64) ** 2)
+                signal = channel(signal)
+                power = np.mean(signal[len(lead):] ** 2)
                 snr_db = rng.uniform(snr_min, snr_max)
-                signal += nrng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), len(signal))
+                noise = make_noise(rng.choice(noises), len(signal), rng, nrng, babble_pool, rate_hz)
+                signal += noise * np.sqrt(power / 10 ** (snr_db / 10))
+                peak = np.max(np.abs(signal))
+                if peak > 30000:   # a loud channel (equaliser gain): scale, do not clip
+                    signal *= 30000 / peak
                 signal = np.clip(np.round(signal), -32768, 32767)
                 utt = f"{spk}-{n:04d}"
                 path = os.path.abspath(f"{args.out_dir}/wav/{part}/{utt}.wav")
@@ -183,6 +309,8 @@ def main():
         with open(f"{d}/spk2utt", "w") as f:
             for spk in sorted({r[1] for r in rows}):
                 f.write(f"{spk} {' '.join(r[0] for r in rows if r[1] == spk)}\n")
+        with open(f"{d}/spk2channel", "w") as f:
+            f.writelines(f"{spk} {kind}\n" for spk, kind in sorted(conditions.items()))
         print(f"make_data.py: {part}: {len(rows)} utterances from {len(speakers)} speakers "
               f"({sum(len(r[3].split()) for r in rows)} words)")
     print(f"make_data.py: vocabulary {len(words)} words, "

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Systems against the run-to-run spread (issue 18): every system of --systems is trained and decoded
+# once per seed of --seeds on one corpus (default: the hard preset), sharing the corpus, the lang dir
+# and one egs dir per number of jobs; then a table of each run's WER with its 95% interval and, per
+# system, the mean, the spread over seeds and the pooled interval goes to DIR/results.md.
+#
+#   local/compare_seeds.sh                                   # GMM, NG-SGD 4 jobs, SGD 4 jobs, NG-SGD 1 job; seeds 1-3
+#   local/compare_seeds.sh --systems "gmm ngsgd:4" --seeds "1 2"
+#   local/compare_seeds.sh --report-only true                # rewrite results.md from finished runs
+#
+# A system is gmm (the monophone GMM; kaldi-hmm-gmm's mix-up is not seedable, so its runs differ by
+# chance, not by the seed) or OPTIMIZER:JOBS (a DNN, file averaging over JOBS jobs). Finished runs
+# (a decode_test/wer) are not repeated, so an interrupted comparison resumes where it stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+preset=hard
+data=data_hard
+dir=exp_hard
+systems="gmm ngsgd:4 sgd:4 ngsgd:1"
+seeds="1 2 3"
+num_iters=10
+report_only=false
+. ./path.sh
+. steps/parse_options.sh
+
+if [ $report_only = false ]; then
+  ./run.sh --preset $preset --data $data --exp $dir/unused --stop-stage 4
+  for seed in $seeds; do
+    for s in $systems; do
+      if [ $s = gmm ]; then
+        e=$dir/gmm_s$seed
+        [ -f $e/mono/decode_test/wer ] || ./run.sh --preset $preset --data $data --exp $e --stage 5 --stop-stage 5
+      else
+        IFS=: read -r opt nj <<< "$s"
+        e=$dir/${opt}_nj${nj}_s$seed
+        [ -f $e/dnn/decode_test/wer ] || ./run.sh --preset $preset --data $data --exp $e --egs $dir/egs_nj$nj \
+          --gmm false --stage 6 --nj $nj --optimizer $opt --seed $seed --num-iters $num_iters
+      fi
+    done
+  done
+fi
+
+# results.md: one row per run, then one per system (mean, spread, pooled errors / words)
+{
+  echo "| system | seed | WER % | 95% CI | errors / words | CV frame acc. |"
+  echo "|---|---:|---:|---|---|---:|"
+  for s in $systems; do
+    for seed in $seeds; do
+      if [ $s = gmm ]; then w=$dir/gmm_s$seed/mono/decode_test/wer; cv=""
+      else IFS=: read -r opt nj <<< "$s"; e=$dir/${opt}_nj${nj}_s$seed
+           w=$e/dnn/decode_test/wer; cv=$e/dnn/log/compute_prob_cv.final.log; fi
+      [ -f "$w" ] || continue
+      acc=-
+      [ -n "$cv" ] && [ -f "$cv" ] && acc=$(grep -o 'frame-accuracy=[0-9.]*' "$cv" | tail -n 1 | \
+        awk -F= '{printf "%.1f%%", 100 * $2}')
+      awk -v sys="$s" -v seed="$seed" -v acc="$acc" '
+        /^%WER /     { gsub(",", ""); wer = $2; err = $4; n = $6 }
+        /^%WER-CI95/ { ci = "[" $3 ", " $5 "]" }
+        END { printf "| %s | %s | %s | %s | %s / %s | %s |\n", sys, seed, wer, ci, err, n, acc }' "$w"
+    done
+  done
+} > $dir/results.rows
+{
+  cat $dir/results.rows
+  echo
+  echo "| system | runs | mean WER % | spread (min - max) | sd over seeds | pooled errors / words |"
+  echo "|---|---:|---:|---|---:|---|"
+  awk -F'|' 'NR > 2 && NF > 6 && $3 ~ /[0-9]/ {
+    s = $2; gsub(/ /, "", s); w = $4 + 0; split($6, e, "/"); n[s]++; sum[s] += w; sq[s] += w * w
+    if (!(s in lo) || w < lo[s]) lo[s] = w; if (!(s in hi) || w > hi[s]) hi[s] = w
+    err[s] += e[1]; words[s] += e[2]; if (!(s in order)) { order[s] = ++k; name[k] = s } }
+  END { for (i = 1; i <= k; i++) { s = name[i]; m = sum[s] / n[s]
+          sd = n[s] > 1 ? sqrt((sq[s] - n[s] * m * m) / (n[s] - 1)) : 0
+          printf "| %s | %d | %.2f | %.2f - %.2f | %.2f | %d / %d |\n", s, n[s], m, lo[s], hi[s], sd, err[s], words[s] } }' \
+    $dir/results.rows
+} > $dir/results.md
+rm $dir/results.rows
+cat $dir/results.md

@@ -31,6 +31,7 @@ final_learning_rate=0.0008
 minibatch_size=256
 hidden_layers=3
 hidden_dim=512
+pretrain=false        # initialise the DNN's hidden layers by RBM pretraining (a DBN on the egs' frames)
 gmm=true              # also train and decode the monophone GMM baseline
 targets=exact         # DNN targets: exact (the synthesiser's timings) | gmm (the GMM's forced alignment)
 corpus_seed=1         # seed of the synthetic corpus (voices, sentences, noise)
@@ -43,7 +44,7 @@ egs=                  # the egs dir (default: EXP/egs); share one between experi
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|hard] [--vocab digits|words]
   [--num-words N] [--snr MIN:MAX] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
   [--initial-learning-rate R] [--final-learning-rate R] [--minibatch-size N] [--hidden-layers N]
-  [--hidden-dim N] [--gmm true|false] [--targets exact|gmm] [--seed N] [--corpus-seed N] [--cv-spk-percent P] [--data DIR]
+  [--hidden-dim N] [--pretrain true|false] [--gmm true|false] [--targets exact|gmm] [--seed N] [--corpus-seed N] [--cv-spk-percent P] [--data DIR]
   [--exp DIR] [--egs DIR]
 
 Bring your own corpus: a Kaldi data dir (wav.scp, text, utt2spk, spk2utt) in DATA/train and DATA/test,
@@ -133,6 +134,12 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   input_dim=$(cat $egs/info/input_dim)
   mkdir -p $exp/dnn
   log "Stage 7: DNN $input_dim-${hidden_layers}x$hidden_dim-$num_pdfs, $optimizer, $nj jobs ($parallel), $num_iters iterations -> $exp/dnn/final.nnet"
+  if [ $pretrain = true ]; then
+    log "Stage 7: RBM pretraining: $hidden_layers RBMs of $hidden_dim units on $egs -> $exp/dbn (the DNN's hidden layers)"
+    steps/pretrain_dbn.sh --nn-depth $hidden_layers --hid-dim $hidden_dim --seed $seed $egs $exp/dbn
+    [ -f $exp/dnn/0.nnet ] || nnet-init --dbn $exp/dbn/$hidden_layers.dbn --hidden-layers 0 --seed $seed \
+      --output-dim $num_pdfs $exp/dnn/0.nnet
+  fi
   [ -f $exp/dnn/0.nnet ] || nnet-init --input-dim $input_dim --output-dim $num_pdfs --hidden-layers $hidden_layers \
     --hidden-dim $hidden_dim --seed $seed --write-proto $exp/dnn/nnet.proto $exp/dnn/0.nnet
   common=(--minibatch-size $minibatch_size --optimizer $optimizer

@@ -9,7 +9,8 @@
 #   local/compare_seeds.sh --report-only true                # rewrite results.md from finished runs
 #
 # A system is gmm (the monophone GMM; kaldi-hmm-gmm's mix-up is not seedable, so its runs differ by
-# chance, not by the seed) or OPTIMIZER:JOBS (a DNN, file averaging over JOBS jobs). Finished runs
+# chance, not by the seed), OPTIMIZER:JOBS (a DNN, file averaging over JOBS jobs) or
+# OPTIMIZER:JOBS:pre (the same, its hidden layers initialised by RBM pretraining with the seed). Finished runs
 # (a decode_test/wer) are not repeated, so an interrupted comparison resumes where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,8 @@ report_only=false
 . ./path.sh
 . steps/parse_options.sh
 
+exp_name() { IFS=: read -r opt nj pre <<< "$1"; echo ${opt}_nj${nj}${pre:+_$pre}; }
+
 if [ $report_only = false ]; then
   ./run.sh --preset $preset --data $data --exp $dir/unused --stop-stage 4
   for seed in $seeds; do
@@ -32,10 +35,11 @@ if [ $report_only = false ]; then
         e=$dir/gmm_s$seed
         [ -f $e/mono/decode_test/wer ] || ./run.sh --preset $preset --data $data --exp $e --stage 5 --stop-stage 5
       else
-        IFS=: read -r opt nj <<< "$s"
-        e=$dir/${opt}_nj${nj}_s$seed
+        e=$dir/$(exp_name $s)_s$seed
+        IFS=: read -r opt nj pre <<< "$s"
         [ -f $e/dnn/decode_test/wer ] || ./run.sh --preset $preset --data $data --exp $e --egs $dir/egs_nj$nj \
-          --gmm false --stage 6 --nj $nj --optimizer $opt --seed $seed --num-iters $num_iters
+          --gmm false --stage 6 --nj $nj --optimizer $opt --seed $seed --num-iters $num_iters \
+          --pretrain $([ "$pre" = pre ] && echo true || echo false)
       fi
     done
   done
@@ -48,7 +52,7 @@ fi
   for s in $systems; do
     for seed in $seeds; do
       if [ $s = gmm ]; then w=$dir/gmm_s$seed/mono/decode_test/wer; cv=""
-      else IFS=: read -r opt nj <<< "$s"; e=$dir/${opt}_nj${nj}_s$seed
+      else e=$dir/$(exp_name $s)_s$seed
            w=$e/dnn/decode_test/wer; cv=$e/dnn/log/compute_prob_cv.final.log; fi
       [ -f "$w" ] || continue
       acc=-

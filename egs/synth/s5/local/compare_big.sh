@@ -11,6 +11,8 @@
 #   asgd3x    one pass of ASGD-hand over 3x the data (the "huge" preset: big's 240 speakers and 480
 #             more, big's CV speakers left out) against the multi-pass runs of "asgd" on big,
 #             all measured on big's CV set: one pass over 3x the data is as many updates as 3 passes;
+#   asgdrate  one-pass ASGD-hand as in "asgd" but starting at 0.016 and 0.032 (iterate averaging
+#             tolerates larger rates), and with the per-chunk rate search (chunks of 0.5 h);
 #   pretrain  RBM pretraining (nnet1's settings) against random initialisation of the same
 #             network, 8 jobs averaged through files, 3 iterations (001, Table 2).
 #
@@ -85,6 +87,17 @@ if [[ " $what " == *" asgd "* ]]; then
     model=$dir/async_pass$p/final.nnet
     lr=$(awk -v l=$lr 'BEGIN{print l / 2}')
   done
+fi
+
+if [[ " $what " == *" asgdrate "* ]]; then
+  for lr in 0.016 0.032; do
+    timed $dir/asgd_onepass_tail_lr$lr steps/train_asgd.sh --mpi-cmd "$mpi_cmd" --learning-rate $lr \
+      --lr-schedule minibatch-decay --final-learning-rate 0.0008 $scaling/egs_nj4 $dir/0.nnet $dir/asgd_onepass_tail_lr$lr
+    results+=("| one-pass ASGD (hand decay $lr -> 0.0008, Polyak phase in the second half), 4 workers | 1 pass | $(cv_of $dir/asgd_onepass_tail_lr$lr/final.nnet) | $(cat $dir/asgd_onepass_tail_lr$lr/seconds) |")
+  done
+  timed $dir/asgd_onepass_search steps/train_asgd.sh --mpi-cmd "$mpi_cmd" --learning-rate 0.008 \
+    --lr-schedule search --chunk-size 0.5h $scaling/egs_nj4 $dir/0.nnet $dir/asgd_onepass_search
+  results+=("| one-pass ASGD (rate searched per 0.5 h chunk, Polyak phase in the second half), 4 workers | 1 pass | $(cv_of $dir/asgd_onepass_search/final.nnet) | $(cat $dir/asgd_onepass_search/seconds) |")
 fi
 
 if [[ " $what " == *" asgd3x "* ]]; then

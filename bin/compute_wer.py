@@ -18,7 +18,8 @@ log = logging.getLogger("nnetavg.bin")
 
 
 @kaldi_command(help=__doc__)
-@click.option("--replications", type=int, default=1000, show_default=True, help="Bootstrap replications")
+@click.option("--replications", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap replications (0: no interval, no %WER-CI95 line)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.argument("ref_text")
 @click.argument("hyp_text")

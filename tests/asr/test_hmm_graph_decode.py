@@ -104,6 +104,9 @@ def test_graph_command_and_wer(lang, tmp_path):
     (tmp_path / "hyp").write_text("".join(f"{k} {' '.join(v)}\n" for k, v in hyps.items() if k != "c"))
     out = run_cmd(["compute-wer", str(tmp_path / "ref"), str(tmp_path / "hyp")])
     assert out.stdout.startswith("%WER 50.00 [ 3 / 6, 0 ins, 2 del, 1 sub ]")  # c scored as deleted
+    assert "%WER-CI95" in out.stdout
+    out = run_cmd(["compute-wer", "--replications", "0", str(tmp_path / "ref"), str(tmp_path / "hyp")])
+    assert out.stdout.startswith("%WER 50.00") and "%WER-CI95" not in out.stdout   # no interval asked for
 
 
 def test_state_bounds_even_split_and_short_phones():

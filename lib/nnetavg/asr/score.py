@@ -38,9 +38,11 @@ class WerResult:
         return 100.0 * self.errors / max(self.words, 1)
 
     def kaldi_lines(self) -> str:
-        return (f"%WER {self.wer:.2f} [ {self.errors} / {self.words}, {self.ins} ins, {self.dels} del, {self.subs} sub ]\n"
-                f"%SER {100.0 * self.sentence_errors / max(self.sentences, 1):.2f} [ {self.sentence_errors} / {self.sentences} ]\n"
-                f"%WER-CI95 [ {self.ci95min:.2f} , {self.ci95max:.2f} ] (bootstrap)")
+        lines = (f"%WER {self.wer:.2f} [ {self.errors} / {self.words}, {self.ins} ins, {self.dels} del, {self.subs} sub ]\n"
+                 f"%SER {100.0 * self.sentence_errors / max(self.sentences, 1):.2f} [ {self.sentence_errors} / {self.sentences} ]")
+        if self.ci95min == self.ci95min:   # not NaN: an interval was computed
+            lines += f"\n%WER-CI95 [ {self.ci95min:.2f} , {self.ci95max:.2f} ] (bootstrap)"
+        return lines
 
 
 def compute_wer(refs: dict[str, list[str]], hyps: dict[str, list[str]], replications: int = 1000, seed: int = 0) -> WerResult:
@@ -56,6 +58,8 @@ def compute_wer(refs: dict[str, list[str]], hyps: dict[str, list[str]], replicat
         errs += d["total"]
         words += len(refs[k])
         sent_err += d["total"] > 0
+    if replications <= 0:   # no interval asked for (e.g. many subsets scored): the line is left out
+        return WerResult(errs, words, ins, dels, subs, len(keys), sent_err, float("nan"), float("nan"))
     ci = kaldialign.bootstrap_wer_ci([refs[k] for k in keys], [hyps[k] for k in keys], replications=replications, seed=seed)
     # kaldialign gives mean +- 1.96 std, which can dip below 0 for a near-perfect system: clamp.
     return WerResult(errs, words, ins, dels, subs, len(keys), sent_err, max(0.0, 100 * ci["ci95min"]), 100 * ci["ci95max"])

@@ -3,6 +3,7 @@
 # eq, reverb), one row per decode dir, one column per channel (errors / words in brackets).
 #   local/wer_by_channel.sh data_hard exp_hard/gmm_s1/mono/decode_test exp_hard/ngsgd_nj4_s1/dnn/decode_test
 set -euo pipefail
+cd "$(dirname "$0")/.." && . ./path.sh && cd - >/dev/null
 [ $# -ge 2 ] || { echo "usage: $0 DATA DECODE_DIR ..." >&2; exit 1; }
 data=$1; shift
 map=$data/test/spk2channel

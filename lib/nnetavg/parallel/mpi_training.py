@@ -126,6 +126,7 @@ class _MpiRun:
                                    mpi.block_learning_rate, mpi.nesterov)
         self.scale_lr = scale_lr_by_world_size(mpi)
         self.reports: list[EpochReport] = []
+        self._limits_seen = (0, 0)   # NG-SGD's (limited, updates) counters at the start of the epoch
         self.newbob: NewbobSchedule | None = None
         self.best = None
         self.ckpts = MPICheckpoints(checkpoint_dir, comm) if checkpoint_dir else None
@@ -223,13 +224,19 @@ class _MpiRun:
                           cv[2], time.perf_counter() - t0, comm.seconds - mix0,
                           float(nnet.params.astype(np.float64).sum()))
         self.reports.append(rep)
+        limited = {}
+        if hasattr(self.optimizer, "updates"):   # NG-SGD: share of this rank's component updates clipped
+            now = (self.optimizer.limited, self.optimizer.updates)
+            done = now[1] - self._limits_seen[1]
+            limited = {"ng_limited_fraction": round((now[0] - self._limits_seen[0]) / done, 4) if done else 0.0}
+            self._limits_seen = now
         log.info("epoch %d/%d %s data %s", epoch + 1, self.mpi.num_epochs,
                  kv(learn_rate=lr, train_frames=rep.train_frames, train_cross_entropy=rep.train_cross_entropy,
                     train_frame_accuracy=rep.train_frame_accuracy, cv_cross_entropy=rep.cv_cross_entropy,
                     cv_frame_accuracy=rep.cv_frame_accuracy, cv_frames=rep.cv_frames,
                     seconds=round(rep.seconds, 2), mix_seconds=round(rep.mix_seconds, 3),
                     mix_fraction=round(rep.mix_seconds / max(rep.seconds, 1e-9), 4), mixes=comm.mixes,
-                    local_frames=stats.frames, params_sum=f"{rep.params_sum:.10g}"), data.summary())
+                    local_frames=stats.frames, params_sum=f"{rep.params_sum:.10g}", **limited), data.summary())
         self.checkpoint(epoch + 1)
 
     def cv(self) -> tuple[float, float, int]:

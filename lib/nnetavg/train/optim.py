@@ -175,7 +175,8 @@ class NGSGD(SGD):
                                                               self.ng.num_samples_history, self.ng.alpha)
                     self.pre[i] = (mk(self.ng.rank_in), mk(self.ng.rank_out))
         self._xe: dict[tuple[int, int], object] = {}
-        self.limited = 0
+        self.limited = 0    # component updates scaled down by the max-change limit ...
+        self.updates = 0    # ... out of this many (the epoch logs report the fraction)
 
     def _with_ones(self, index: int, x):
         xp = get_array_module(x)
@@ -209,6 +210,7 @@ class NGSGD(SGD):
             raise ObjectiveError(f"natural gradient of component {index + 1}: NaN or Inf in its input or "
                                  f"derivatives; no update applied")
         lr = learn_rate * comp.lr_coef
+        self.updates += 1
         limit_cfg = self.ng.max_change_per_sample if online else self.ng.simple_max_change
         if limit_cfg > 0 and lr:
             row_prod = xp.sqrt(xp.einsum("ij,ij->i", xh, xh) * xp.einsum("ij,ij->i", gh, gh))

@@ -156,10 +156,20 @@ def test_max_change_per_sample_limits_the_step():
     tr = Trainer(net, opt, TrainOptions(learn_rate=1.0))
     before = net.params.copy()
     tr.step(rng.standard_normal((32, 6)), rng.integers(0, 4, 32))
-    assert opt.limited > 0
+    assert opt.limited == opt.updates == 2   # both affine layers clipped (the epoch logs' fraction: 1.0)
     # each layer's step: lr * sum_i |x_i||g_i| (with the scales) equals the limit 1e-4 * 32;
     # the Frobenius norm of a rank-limited step is at most that.
     assert np.linalg.norm(net.params - before) <= 2 * 1e-4 * 32 * 1.0001
+
+
+def test_updates_under_the_limit_are_not_counted_as_limited():
+    rng = np.random.default_rng(5)
+    net = Network(init_from_proto(make_proto(6, 4, 1, 8)), dtype=np.float64)
+    opt = NGSGD(net)   # max-change-per-sample 0.075: far above a step at learning rate 1e-6
+    tr = Trainer(net, opt, TrainOptions(learn_rate=1e-6))
+    for _ in range(3):
+        tr.step(rng.standard_normal((32, 6)), rng.integers(0, 4, 32))
+    assert (opt.limited, opt.updates) == (0, 6)
 
 
 def _train(tmp_path, variant, seed, state=None, passes=2):

@@ -155,3 +155,18 @@ def test_report_draws_accuracy_against_ranks_from_real_mpi_logs(four_archives, t
     png = (out / "accuracy_vs_ranks.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000
     assert "](accuracy_vs_ranks.png)" in (out / "summary.md").read_text()
+
+
+def test_limit_follows_rate_anneals_the_ng_limit_and_is_reported(four_archives, tmp_path):
+    """--limit-follows-rate: each epoch's max-change-per-sample is the configured one times the
+    epoch's rate over the first epoch's; with a limit small enough to clip every update, each
+    epoch reports ng-limited-fraction=1."""
+    p = mpi(2, train_args(four_archives, tmp_path / "final.nnet", "--optimizer=ngsgd", "--limit-follows-rate=true",
+                          "--max-change-per-sample=1e-6"))
+    limits = [float(v) for v in re.findall(r"rank 0/2 .*epoch \d: max-change-per-sample (\S+) \(follows the rate\)",
+                                           p.stderr)]
+    rates = [float(v) for v in re.findall(r"rank 0/2 .*epoch \d/3 learn-rate=(\S+)", p.stderr)]
+    assert len(rates) == 3 and rates[2] < rates[1] < rates[0]
+    assert limits == pytest.approx([1e-6 * r / rates[0] for r in rates], rel=1e-3)
+    fractions = re.findall(r"rank 0/2 .*epoch \d/3 .*ng-limited-fraction=(\S+)", p.stderr)
+    assert fractions == ["1", "1", "1"]

@@ -55,6 +55,7 @@ class MPIOptions:
     world_size: int = dataclasses.field(default=0, metadata={"help": "Number of ranks expected (0: any); guards against a broken launcher"})
     cuda_aware_mpi: bool = dataclasses.field(default=False, metadata={"help": "Hand GPU buffers to MPI directly (no host staging)"})
     epoch_schedule: str = dataclasses.field(default="exponential", metadata={"help": "Between epochs: exponential (to --final-learn-rate) | newbob (nnet1's accept/reject and halving; needs --cv-feats; --num-epochs is the maximum)"})
+    limit_follows_rate: bool = dataclasses.field(default=False, metadata={"help": "NG-SGD: scale --max-change-per-sample by each epoch's rate over the first epoch's, so that steps clipped by the limit anneal with the schedule too"})
 
 
 @dataclasses.dataclass
@@ -127,6 +128,7 @@ class _MpiRun:
         self.scale_lr = scale_lr_by_world_size(mpi)
         self.reports: list[EpochReport] = []
         self._limits_seen = (0, 0)   # NG-SGD's (limited, updates) counters at the start of the epoch
+        self._base_limit = None      # --limit-follows-rate: the configured max-change-per-sample
         self.newbob: NewbobSchedule | None = None
         self.best = None
         self.ckpts = MPICheckpoints(checkpoint_dir, comm) if checkpoint_dir else None
@@ -187,6 +189,13 @@ class _MpiRun:
         """This rank's pass with mixing, then the drain; checkpoints and raises :class:`Preempted`
         when the ranks agreed to stop. Returns the pass's statistics."""
         comm, mixer = self.comm, self.mixer
+        if self.mpi.limit_follows_rate and hasattr(self.optimizer, "ng"):
+            if self._base_limit is None:
+                self._base_limit = self.optimizer.ng.max_change_per_sample
+            first = self.opts.learn_rate * (self.comm.size if self.scale_lr else 1)
+            self.optimizer.ng.max_change_per_sample = self._base_limit * lr / first
+            log.info("epoch %d: max-change-per-sample %.4g (follows the rate)", epoch + 1,
+                     self.optimizer.ng.max_change_per_sample)
         epoch_opts = dataclasses.replace(self.opts, learn_rate=lr,
                                          randomizer_seed=self.opts.randomizer_seed + 1000 * comm.rank + epoch)
         trainer = Trainer(self.nnet, self.optimizer, epoch_opts, after_minibatch=mixer)  # --lr-schedule within

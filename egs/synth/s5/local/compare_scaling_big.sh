@@ -15,7 +15,8 @@
 #
 # A run is OPTIMIZER:MIXING:RANKS:K (MIXING bmufc: BMUF with classical block momentum;
 # allreducemc: all-reduce with nnet3's max-change 0.75 per component, 2.0 per model; allreducens:
-# all-reduce with NG-SGD's max-change-per-sample scaled by the ranks like the rate, 0.075 x RANKS);
+# all-reduce with NG-SGD's max-change-per-sample scaled by the ranks like the rate, 0.075 x RANKS;
+# allreducelr: all-reduce with NG-SGD's limit following the rate schedule, --limit-follows-rate);
 # finished runs are not repeated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,7 @@ if [ $report_only = false ]; then
       threads=1; [ $n -eq 1 ] && threads=2
       extra=""; [ $mix = bmufc ] && { mix=bmuf; extra="--nesterov=false"; }
       [ $mix = allreducemc ] && { mix=allreduce; extra="--max-change=0.75 --max-param-change=2.0"; }
+      [ $mix = allreducelr ] && { mix=allreduce; extra="--limit-follows-rate=true"; }
       [ $mix = allreducens ] && { mix=allreduce; extra="--max-change-per-sample=$(awk -v n=$n 'BEGIN { print 0.075 * n }')"; }
       start=$(date +%s)
       steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_epochs --mixing $mix --average-every $k \

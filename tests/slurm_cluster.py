@@ -64,6 +64,14 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscrib
 """
 
 
+def _munge_works() -> bool:
+    """Whether munged answers (a credential can be made), not just whether its socket file exists."""
+    try:
+        return subprocess.run(["munge", "-n"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 class LocalSlurm:
     def __init__(self, workdir: str):
         self.dir = workdir
@@ -79,12 +87,12 @@ class LocalSlurm:
         conf = os.path.join(self.dir, "slurm.conf")
         with open(conf, "w") as f:
             f.write(_conf(self.dir))
-        if not os.path.exists("/run/munge/munge.socket.2"):
+        if not _munge_works():   # not running (a socket file left by a killed munged does not count)
             os.makedirs("/run/munge", exist_ok=True)
             shutil.chown("/run/munge", "munge", "munge")
             if not os.path.exists("/etc/munge/munge.key"):
                 subprocess.run(["bash", "-c", "mungekey -c 2>/dev/null || create-munge-key -f"], capture_output=True)
-            subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], capture_output=True)
+            subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--force"], capture_output=True)
         self.env = dict(os.environ, SLURM_CONF=conf)
         subprocess.run(["slurmctld", "-f", conf], env=self.env, capture_output=True)
         subprocess.run(["slurmd", "-f", conf, "-N", "localhost"], env=self.env, capture_output=True)

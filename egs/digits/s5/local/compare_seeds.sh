@@ -4,7 +4,7 @@
 # and one egs dir per number of jobs; then a table of each run's WER with its 95% interval and, per
 # system, the mean, the spread over seeds and the pooled interval goes to DIR/results.md.
 #
-#   local/compare_seeds.sh                                   # GMM, NG-SGD 4 jobs, SGD 4 jobs, NG-SGD 1 job; seeds 1-3
+#   local/compare_seeds.sh      # GMM, NG-SGD 4 jobs, SGD 4 jobs, NG-SGD 1 job, NG-SGD 4 jobs pretrained; seeds 1-3 (~2 h)
 #   local/compare_seeds.sh --systems "gmm ngsgd:4" --seeds "1 2"
 #   local/compare_seeds.sh --report-only true                # rewrite results.md from finished runs
 #
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 preset=hard
 data=data_hard
 dir=exp_hard
-systems="gmm ngsgd:4 sgd:4 ngsgd:1"
+systems="gmm ngsgd:4 sgd:4 ngsgd:1 ngsgd:4:pre"
 seeds="1 2 3"
 num_iters=10
 report_only=false

@@ -16,7 +16,8 @@
 # A run is OPTIMIZER:MIXING:RANKS:K (MIXING bmufc: BMUF with classical block momentum;
 # allreducemc: all-reduce with nnet3's max-change 0.75 per component, 2.0 per model; allreducens:
 # all-reduce with NG-SGD's max-change-per-sample scaled by the ranks like the rate, 0.075 x RANKS;
-# allreducelr: all-reduce with NG-SGD's limit following the rate schedule, --limit-follows-rate);
+# allreducelr: all-reduce with NG-SGD's limit following the rate schedule, --limit-follows-rate;
+# allreducel4: all-reduce with NG-SGD's max-change-per-sample 4 x 0.075);
 # finished runs are not repeated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,7 @@ if [ $report_only = false ]; then
       threads=1; [ $n -eq 1 ] && threads=2
       extra=""; [ $mix = bmufc ] && { mix=bmuf; extra="--nesterov=false"; }
       [ $mix = allreducemc ] && { mix=allreduce; extra="--max-change=0.75 --max-param-change=2.0"; }
+      [ $mix = allreducel4 ] && { mix=allreduce; extra="--max-change-per-sample=0.3"; }
       [ $mix = allreducelr ] && { mix=allreduce; extra="--limit-follows-rate=true"; }
       [ $mix = allreducens ] && { mix=allreduce; extra="--max-change-per-sample=$(awk -v n=$n 'BEGIN { print 0.075 * n }')"; }
       start=$(date +%s)

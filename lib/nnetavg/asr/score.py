@@ -3,6 +3,8 @@ compute-wer-bootci (95% confidence interval by bootstrap resampling of utterance
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from nnetavg.errors import NnetavgError
@@ -40,7 +42,7 @@ class WerResult:
     def kaldi_lines(self) -> str:
         lines = (f"%WER {self.wer:.2f} [ {self.errors} / {self.words}, {self.ins} ins, {self.dels} del, {self.subs} sub ]\n"
                  f"%SER {100.0 * self.sentence_errors / max(self.sentences, 1):.2f} [ {self.sentence_errors} / {self.sentences} ]")
-        if self.ci95min == self.ci95min:   # not NaN: an interval was computed
+        if not math.isnan(self.ci95min):   # an interval was computed (--replications > 0)
             lines += f"\n%WER-CI95 [ {self.ci95min:.2f} , {self.ci95max:.2f} ] (bootstrap)"
         return lines
 

@@ -183,7 +183,11 @@ class _MpiRun:
             lr = self.newbob.learning_rate()
         else:
             lr = exponential_rate(initial, final, epoch, self.mpi.num_epochs) if final != initial else initial
-        return lr * self.comm.size if self.scale_lr else lr
+        return self._per_rank(lr)
+
+    def _per_rank(self, rate: float) -> float:
+        """A rate as each rank applies it: x ranks under the "rate x jobs" rule."""
+        return rate * self.comm.size if self.scale_lr else rate
 
     def train_epoch(self, epoch: int, feats: str, ali: str, lr: float, ck: dict | None, data: DataStats):
         """This rank's pass with mixing, then the drain; checkpoints and raises :class:`Preempted`
@@ -192,8 +196,7 @@ class _MpiRun:
         if self.mpi.limit_follows_rate and hasattr(self.optimizer, "ng"):
             if self._base_limit is None:
                 self._base_limit = self.optimizer.ng.max_change_per_sample
-            first = self.opts.learn_rate * (self.comm.size if self.scale_lr else 1)
-            self.optimizer.ng.max_change_per_sample = self._base_limit * lr / first
+            self.optimizer.ng.max_change_per_sample = self._base_limit * lr / self._per_rank(self.opts.learn_rate)
             log.info("epoch %d: max-change-per-sample %.4g (follows the rate)", epoch + 1,
                      self.optimizer.ng.max_change_per_sample)
         epoch_opts = dataclasses.replace(self.opts, learn_rate=lr,

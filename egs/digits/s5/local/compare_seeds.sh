@@ -25,19 +25,22 @@ report_only=false
 . ./path.sh
 . steps/parse_options.sh
 
-exp_name() { IFS=: read -r opt nj pre <<< "$1"; echo ${opt}_nj${nj}${pre:+_$pre}; }
+# run_dir SYSTEM SEED: the experiment dir of one run; wer_of SYSTEM SEED: its decoding's wer file
+run_dir() { if [ $1 = gmm ]; then echo $dir/gmm_s$2
+            else IFS=: read -r opt nj pre <<< "$1"; echo $dir/${opt}_nj${nj}${pre:+_$pre}_s$2; fi; }
+wer_of() { echo $(run_dir $1 $2)/$([ $1 = gmm ] && echo mono || echo dnn)/decode_test/wer; }
 
 if [ $report_only = false ]; then
   ./run.sh --preset $preset --data $data --exp $dir/unused --stop-stage 4
   for seed in $seeds; do
     for s in $systems; do
+      e=$(run_dir $s $seed)
+      [ -f $(wer_of $s $seed) ] && continue
       if [ $s = gmm ]; then
-        e=$dir/gmm_s$seed
-        [ -f $e/mono/decode_test/wer ] || ./run.sh --preset $preset --data $data --exp $e --stage 5 --stop-stage 5
+        ./run.sh --preset $preset --data $data --exp $e --stage 5 --stop-stage 5
       else
-        e=$dir/$(exp_name $s)_s$seed
         IFS=: read -r opt nj pre <<< "$s"
-        [ -f $e/dnn/decode_test/wer ] || ./run.sh --preset $preset --data $data --exp $e --egs $dir/egs_nj$nj \
+        ./run.sh --preset $preset --data $data --exp $e --egs $dir/egs_nj$nj \
           --gmm false --stage 6 --nj $nj --optimizer $opt --seed $seed --num-iters $num_iters \
           --pretrain $([ "$pre" = pre ] && echo true || echo false)
       fi
@@ -51,12 +54,10 @@ fi
   echo "|---|---:|---:|---|---|---:|"
   for s in $systems; do
     for seed in $seeds; do
-      if [ $s = gmm ]; then w=$dir/gmm_s$seed/mono/decode_test/wer; cv=""
-      else e=$dir/$(exp_name $s)_s$seed
-           w=$e/dnn/decode_test/wer; cv=$e/dnn/log/compute_prob_cv.final.log; fi
+      w=$(wer_of $s $seed); cv=$(run_dir $s $seed)/dnn/log/compute_prob_cv.final.log   # (none for the GMM)
       [ -f "$w" ] || continue
       acc=-
-      [ -n "$cv" ] && [ -f "$cv" ] && acc=$(grep -o 'frame-accuracy=[0-9.]*' "$cv" | tail -n 1 | \
+      [ -f "$cv" ] && acc=$(grep -o 'frame-accuracy=[0-9.]*' "$cv" | tail -n 1 | \
         awk -F= '{printf "%.1f%%", 100 * $2}')
       awk -v sys="$s" -v seed="$seed" -v acc="$acc" '
         /^%WER /     { gsub(",", ""); wer = $2; err = $4; n = $6 }

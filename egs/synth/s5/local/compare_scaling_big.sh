@@ -49,11 +49,14 @@ if [ $report_only = false ]; then
     [ -f $dir/egs_nj$n/info/num_archives ] || steps/regroup_egs.sh --nj $n $egs32 $dir/egs_nj$n >/dev/null
     if [ ! -f $dir/$name/final.nnet ]; then
       threads=1; [ $n -eq 1 ] && threads=2
-      extra=""; [ $mix = bmufc ] && { mix=bmuf; extra="--nesterov=false"; }
-      [ $mix = allreducemc ] && { mix=allreduce; extra="--max-change=0.75 --max-param-change=2.0"; }
-      [ $mix = allreducel4 ] && { mix=allreduce; extra="--max-change-per-sample=0.3"; }
-      [ $mix = allreducelr ] && { mix=allreduce; extra="--limit-follows-rate=true"; }
-      [ $mix = allreducens ] && { mix=allreduce; extra="--max-change-per-sample=$(awk -v n=$n 'BEGIN { print 0.075 * n }')"; }
+      case $mix in   # the variants: a mixing plus options
+        bmufc)       mix=bmuf;      extra="--nesterov=false" ;;
+        allreducemc) mix=allreduce; extra="--max-change=0.75 --max-param-change=2.0" ;;
+        allreducel4) mix=allreduce; extra="--max-change-per-sample=0.3" ;;
+        allreducelr) mix=allreduce; extra="--limit-follows-rate=true" ;;
+        allreducens) mix=allreduce; extra="--max-change-per-sample=$(awk -v n=$n 'BEGIN { print 0.075 * n }')" ;;
+        *)           extra="" ;;
+      esac
       start=$(date +%s)
       steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_epochs --mixing $mix --average-every $k \
         --minibatch-size $minibatch_size --optimizer $opt --threads-per-rank $threads \

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 
@@ -55,6 +56,7 @@ class MPIOptions:
     world_size: int = dataclasses.field(default=0, metadata={"help": "Number of ranks expected (0: any); guards against a broken launcher"})
     cuda_aware_mpi: bool = dataclasses.field(default=False, metadata={"help": "Hand GPU buffers to MPI directly (no host staging)"})
     epoch_schedule: str = dataclasses.field(default="exponential", metadata={"help": "Between epochs: exponential (to --final-learn-rate) | newbob (nnet1's accept/reject and halving; needs --cv-feats; --num-epochs is the maximum)"})
+    scale_limit_by_world_size: str = dataclasses.field(default="false", metadata={"help": "NG-SGD: multiply --max-change-per-sample by the ranks as well when the rate is: false | sqrt (x sqrt(ranks)) | true (x ranks)"})
     limit_follows_rate: bool = dataclasses.field(default=False, metadata={"help": "NG-SGD: scale --max-change-per-sample by each epoch's rate over the first epoch's, so that steps clipped by the limit anneal with the schedule too"})
 
 
@@ -126,6 +128,11 @@ class _MpiRun:
         self.mixer = PeriodicMixer(comm, mpi.mixing, mpi.average_every, stop_requested, mpi.block_momentum,
                                    mpi.block_learning_rate, mpi.nesterov)
         self.scale_lr = scale_lr_by_world_size(mpi)
+        limit_factor = limit_scale(mpi, comm.size) if self.scale_lr else 1.0
+        if limit_factor != 1.0 and hasattr(optimizer, "ng"):
+            optimizer.ng.max_change_per_sample *= limit_factor
+            log.info("max-change-per-sample %.4g (x %.3g for %d ranks)", optimizer.ng.max_change_per_sample,
+                     limit_factor, comm.size)
         self.reports: list[EpochReport] = []
         self._limits_seen = (0, 0)   # NG-SGD's (limited, updates) counters at the start of the epoch
         self._base_limit = None      # --limit-follows-rate: the configured max-change-per-sample
@@ -285,6 +292,19 @@ def scale_lr_by_world_size(mpi: MPIOptions) -> bool:
     if v in ("false", "no", "0"):
         return False
     raise NnetavgError(f"--scale-lr-by-world-size must be true, false or auto, not {mpi.scale_lr_by_world_size!r}")
+
+
+def limit_scale(mpi: MPIOptions, ranks: int) -> float:
+    """--scale-limit-by-world-size: the factor on NG-SGD's max-change-per-sample (false: 1,
+    sqrt: sqrt(ranks), true: ranks)."""
+    v = str(mpi.scale_limit_by_world_size).strip().lower()
+    if v in ("false", "no", "0"):
+        return 1.0
+    if v == "sqrt":
+        return math.sqrt(ranks)
+    if v in ("true", "yes", "1"):
+        return float(ranks)
+    raise NnetavgError(f"--scale-limit-by-world-size must be false, sqrt or true, not {mpi.scale_limit_by_world_size!r}")
 
 
 def _cv(comm: Communicator, nnet: Network, cv_feats: str, cv_ali: str, transform) -> tuple[float, float, int]:

@@ -17,7 +17,8 @@
 # allreducemc: all-reduce with nnet3's max-change 0.75 per component, 2.0 per model; allreducens:
 # all-reduce with NG-SGD's max-change-per-sample scaled by the ranks like the rate, 0.075 x RANKS;
 # allreducelr: all-reduce with NG-SGD's limit following the rate schedule, --limit-follows-rate;
-# allreducel4: all-reduce with NG-SGD's max-change-per-sample 4 x 0.075);
+# allreducel4: all-reduce with NG-SGD's max-change-per-sample 4 x 0.075); allreducesq: all-reduce
+# with NG-SGD's max-change-per-sample 0.075 x sqrt(RANKS);
 # finished runs are not repeated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,7 @@ if [ $report_only = false ]; then
         bmufc)       mix=bmuf;      extra="--nesterov=false" ;;
         allreducemc) mix=allreduce; extra="--max-change=0.75 --max-param-change=2.0" ;;
         allreducel4) mix=allreduce; extra="--max-change-per-sample=0.3" ;;
+        allreducesq) mix=allreduce; extra="--max-change-per-sample=$(awk -v n=$n 'BEGIN { print 0.075 * sqrt(n) }')" ;;
         allreducelr) mix=allreduce; extra="--limit-follows-rate=true" ;;
         allreducens) mix=allreduce; extra="--max-change-per-sample=$(awk -v n=$n 'BEGIN { print 0.075 * n }')" ;;
         *)           extra="" ;;

@@ -12,6 +12,9 @@ Contenders (one process each, every round, order rotated between rounds):
   OpenBLAS's and PyTorch's OpenMP, on the same cores) -- kept to show why that figure was wrong;
   ours-sgd-matmul: our SGD step with NNETAVG_BLAS=numpy (updates through matmul and a product
   array instead of gemm with beta = 1: the step before that change, measured in the same run);
+  ours-sgd-malloc / ours-ngsgd-malloc: our steps with NNETAVG_MALLOC=default (glibc's own
+  thresholds, so every step page-faults its buffers in again: the steps before
+  lib/nnetavg/allocator.py, measured in the same run);
   with --mkl LIB (libmkl_rt.so.2 of `pip install mkl`): ours-sgd-mkl and gemm-mkl, our step and
   the bare GEMMs with every GEMM through MKL instead of numpy's OpenBLAS (a side-by-side trial).
 Writes bench/RESULTS-fair_step.md (--out) with the machine, versions, the command and the tables.
@@ -29,7 +32,8 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KINDS = ["ours-sgd", "ours-ngsgd", "torch", "gemm", "torch+numpy", "ours-sgd-matmul"]
+KINDS = ["ours-sgd", "ours-ngsgd", "torch", "gemm", "torch+numpy", "ours-sgd-matmul", "ours-sgd-malloc",
+         "ours-ngsgd-malloc"]
 MKL_KINDS = ["ours-sgd-mkl", "gemm-mkl"]
 
 
@@ -38,6 +42,8 @@ def run(kind: str, mb: int, a, breakdown: bool = False) -> dict:
                MKL_NUM_THREADS=str(a.threads))
     if kind == "ours-sgd-matmul":
         env["NNETAVG_BLAS"], kind = "numpy", "ours-sgd"
+    if kind.endswith("-malloc"):
+        env["NNETAVG_MALLOC"], kind = "default", kind[:-len("-malloc")]
     if kind.endswith("-mkl"):
         env.update(NNETAVG_BLAS=a.mkl, MKL_THREADING_LAYER="GNU",
                    LD_LIBRARY_PATH=os.path.dirname(a.mkl) + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
@@ -83,12 +89,14 @@ def main() -> int:
         return mb / float(np.median(times[mb][k])) if k in times[mb] else float("nan")
 
     head = ("| minibatch | ours SGD fr/s | ours NG-SGD fr/s | PyTorch fr/s | GEMM-only fr/s | ours / PyTorch | "
-            "ours / GEMM bound | NG-SGD overhead | ours / ours with matmul updates | "
+            "ours / GEMM bound | NG-SGD overhead | ours / ours with matmul updates | SGD / SGD with malloc defaults | "
+            "NG-SGD / NG-SGD with malloc defaults | "
             "PyTorch in a process with numpy: ours / PyTorch | with MKL: ours / PyTorch | MKL GEMMs / OpenBLAS GEMMs |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = [f"| {mb} | {fps(mb, 'ours-sgd'):,.0f} | {fps(mb, 'ours-ngsgd'):,.0f} | {fps(mb, 'torch'):,.0f} | "
             f"{fps(mb, 'gemm'):,.0f} | {ratio(mb, 'torch', 'ours-sgd'):.2f} | {ratio(mb, 'gemm', 'ours-sgd'):.2f} | "
             f"{ratio(mb, 'ours-ngsgd', 'ours-sgd') - 1:+.1%} | {ratio(mb, 'ours-sgd-matmul', 'ours-sgd'):.2f} | "
+            f"{ratio(mb, 'ours-sgd-malloc', 'ours-sgd'):.2f} | {ratio(mb, 'ours-ngsgd-malloc', 'ours-ngsgd'):.2f} | "
             f"{ratio(mb, 'torch+numpy', 'ours-sgd'):.2f} | {ratio(mb, 'torch', 'ours-sgd-mkl'):.2f} | "
             f"{ratio(mb, 'gemm', 'gemm-mkl'):.2f} |"
             for mb in a.minibatch]
@@ -120,6 +128,8 @@ def main() -> int:
                       "ours_vs_torch": ratio(mb, "torch", "ours-sgd"), "gemm_fraction": ratio(mb, "gemm", "ours-sgd"),
                       "ng_overhead": ratio(mb, "ours-ngsgd", "ours-sgd") - 1,
                       "vs_matmul_updates": ratio(mb, "ours-sgd-matmul", "ours-sgd"),
+                      "vs_malloc_defaults": ratio(mb, "ours-sgd-malloc", "ours-sgd"),
+                      "ngsgd_vs_malloc_defaults": ratio(mb, "ours-ngsgd-malloc", "ours-ngsgd"),
                       "ours_vs_torch_same_process": ratio(mb, "torch+numpy", "ours-sgd"),
                       "ours_mkl_vs_torch": ratio(mb, "torch", "ours-sgd-mkl"), "mkl_gemm_speedup": ratio(mb, "gemm", "gemm-mkl"),
                       "breakdown_s": parts[mb],

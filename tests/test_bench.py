@@ -42,11 +42,11 @@ def test_bench_scripts_run_at_toy_size(tmp_path):
 def test_fair_step_runs_each_contender_in_its_own_process(tmp_path):
     py = sys.executable
     run_cmd([py, f"{BENCH}/fair_step.py", "--dims", "40-2x64-10", "--minibatch", "64", "--rounds", "2", "--steps", "2",
-             "--kinds", "ours-sgd", "ours-ngsgd", "gemm", "ours-sgd-matmul", "--out", f"{tmp_path}/fs.md",
+             "--kinds", "ours-sgd", "ours-ngsgd", "gemm", "ours-sgd-matmul", "ours-sgd-malloc", "--out", f"{tmp_path}/fs.md",
              "--json", f"{tmp_path}/fs.json"])
     (row,) = json.load(open(tmp_path / "fs.json"))["rows"]
     assert row["minibatch"] == 64 and all(len(row["times_s"][k]) == 2 for k in ("ours-sgd", "ours-ngsgd", "gemm"))
-    assert row["sgd_fps"] > 0 and row["gemm_fraction"] > 0 and row["vs_matmul_updates"] > 0
+    assert row["sgd_fps"] > 0 and row["gemm_fraction"] > 0 and row["vs_matmul_updates"] > 0 and row["vs_malloc_defaults"] > 0
     parts = row["breakdown_s"]
     assert abs(sum(v for k, v in parts.items() if k != "total") - parts["total"]) < 1e-9
     assert parts["forward GEMMs"] > 0 and parts["updates (gradient GEMMs + apply)"] > 0

@@ -108,6 +108,7 @@ import math
 
 import numpy as np
 
+from nnetavg import blas
 from nnetavg.backend import get_array_module, to_numpy
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,11 @@ class OnlinePreconditioner:
         return math.sqrt(tr_before / tr_after)                                            # (6)
 
     def _subtract_hw(self, X, H, W) -> None:
-        """X -= H W, through a reused scratch buffer."""
+        """X -= H W: on the CPU one GEMM accumulating into X (beta = 1), else through a reused
+        scratch buffer."""
+        if blas.ready(X, H, W) and X.flags.c_contiguous:
+            blas.gemm(-1.0, H, W, 1.0, X)
+            return
         xp = get_array_module(X)
         buf = self._scratch
         if buf is None or buf.shape != X.shape or buf.dtype != X.dtype or get_array_module(buf) is not xp:

@@ -34,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 
+from nnetavg.allocator import keep_freed_memory
 from nnetavg.backend import get_array_module, to_device, to_numpy
 from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.data.utterances import LENGTH_TOLERANCE, DataStats, TargetWeights, labelled_utterances
@@ -155,6 +156,7 @@ class Trainer:
     def __init__(self, nnet: Network, optimizer, opts: TrainOptions, schedule=None,
                  after_minibatch: Callable[[int, Network], None] | None = None):
         _require_softmax(nnet)
+        keep_freed_memory()   # every step allocates the same buffers: reuse them, no page faults
         self.nnet = nnet
         self.optimizer = optimizer
         self.opts = opts

@@ -153,9 +153,12 @@ def test_train_mpi_step(recipe_copy):
                         "egs", "exp/dnn/0.nnet", "exp/mpi"], cwd=recipe_copy, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "4 ranks, ring mixing every 5 minibatches" in p.stdout
+    # plain SGD with the rate x 4: nnet3's limits by default, handed to nnet-train-mpi
+    assert "(max-change 0.75, max-param-change 2.0)" in p.stdout
     assert re.search(r"epoch 2/2 .*cv-frame-accuracy=0\.\d+", p.stdout)
     log = (recipe_copy / "exp" / "mpi" / "log" / "train_mpi.log").read_text()
     assert all(f"rank {r}/4" in log for r in range(4))
+    assert "--max-change=0.75 --max-param-change=2.0" in log
     assert (recipe_copy / "exp" / "mpi" / "final.nnet").exists()
     from nnetavg.experiment import read_experiment
     exp = read_experiment(str(recipe_copy / "exp" / "mpi"))

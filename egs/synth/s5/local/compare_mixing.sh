@@ -44,7 +44,8 @@ for r in "${runs[@]}"; do
   if [ ! -f $dir/$name/final.nnet ]; then
     steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_epochs --mixing $m --average-every $k \
       --minibatch-size $mb --optimizer $optimizer --initial-learning-rate $initial_learning_rate \
-      --final-learning-rate $final_learning_rate $dir/egs_nj$n $dir/0.nnet $dir/$name > $dir/$name.out
+      --final-learning-rate $final_learning_rate --max-change 0 --max-param-change 0 \
+      $dir/egs_nj$n $dir/0.nnet $dir/$name > $dir/$name.out
     echo $(( $(date +%s) - start )) > $dir/$name/seconds
   fi
   echo "$name: cv-frame-accuracy=$(nnet-log-figures --grep epoch --rank 0 --last cv-frame-accuracy \

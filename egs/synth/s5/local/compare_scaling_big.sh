@@ -19,7 +19,8 @@
 # allreducelr: all-reduce with NG-SGD's limit following the rate schedule, --limit-follows-rate;
 # allreducel4: all-reduce with NG-SGD's max-change-per-sample 4 x 0.075); allreducesq: all-reduce
 # with NG-SGD's max-change-per-sample 0.075 x sqrt(RANKS);
-# finished runs are not repeated.
+# finished runs are not repeated. Every run pins steps/train_mpi.sh's automatic limits off (no
+# max-change, NG-SGD's limit as is): a variant's options are all it changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +64,7 @@ if [ $report_only = false ]; then
       steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_epochs --mixing $mix --average-every $k \
         --minibatch-size $minibatch_size --optimizer $opt --threads-per-rank $threads \
         --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate \
+        --max-change 0 --max-param-change 0 --scale-limit-by-jobs false \
         --train-opts "$extra" $dir/egs_nj$n $dir/0.nnet $dir/$name > $dir/$name.out
       echo $(( $(date +%s) - start )) > $dir/$name/seconds
     fi

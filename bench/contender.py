@@ -104,7 +104,9 @@ class PhaseClock:
 
 def breakdown(trainer, step, n: int) -> dict[str, float]:
     """Seconds per step in each phase, by timing the components' and optimizer's methods on
-    this (bench-only) trainer instance; 'other' is the rest of the step."""
+    this (bench-only) trainer instance; 'other' is the rest of the step. Each phase is the median
+    over the n steps (one slow step, e.g. a page-cache flush, does not move it); 'total' is the
+    sum of the medians."""
     from nnetavg.nnet.components import AffineTransform
     from nnetavg.train import trainer as trainer_mod
     clock = PhaseClock()
@@ -117,16 +119,18 @@ def breakdown(trainer, step, n: int) -> dict[str, float]:
     trainer.optimizer.update = clock.wrap("updates (gradient GEMMs + apply)", trainer.optimizer.update)
     orig = trainer_mod.objective
     trainer_mod.objective = clock.wrap("softmax + objective", orig)
+    per_step = []
     try:
-        t0 = time.perf_counter()
         for _ in range(n):
+            clock.t = {}
+            t0 = time.perf_counter()
             step()
-        total = time.perf_counter() - t0
+            total = time.perf_counter() - t0
+            per_step.append({**clock.t, "other (copies, Python)": total - sum(clock.t.values())})
     finally:
         trainer_mod.objective = orig
-    out = {k: v / n for k, v in clock.t.items()}
-    out["other (copies, Python)"] = total / n - sum(out.values())
-    out["total"] = total / n
+    out = {k: float(np.median([s.get(k, 0.0) for s in per_step])) for k in per_step[0]}
+    out["total"] = sum(out.values())
     return out
 
 

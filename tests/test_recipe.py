@@ -158,7 +158,7 @@ def test_train_mpi_step(recipe_copy):
     assert re.search(r"epoch 2/2 .*cv-frame-accuracy=0\.\d+", p.stdout)
     log = (recipe_copy / "exp" / "mpi" / "log" / "train_mpi.log").read_text()
     assert all(f"rank {r}/4" in log for r in range(4))
-    assert "--max-change=0.75 --max-param-change=2.0" in log
+    assert "--max-change=0.75 --max-param-change=2.0" in log and "--scale-limit-by-world-size=sqrt" in log
     assert (recipe_copy / "exp" / "mpi" / "final.nnet").exists()
     from nnetavg.experiment import read_experiment
     exp = read_experiment(str(recipe_copy / "exp" / "mpi"))

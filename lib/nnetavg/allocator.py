@@ -6,10 +6,10 @@ MiB each) and frees them at its end. glibc's malloc serves blocks above its mmap
 (128 KiB, rising on its own only as far as the largest block freed so far) with ``mmap`` and
 gives them back with ``munmap``, and trims the top of the heap when more than twice that
 threshold is free: every step then page-faults its buffers in again, and the kernel zeroes each
-page first. On the 440-3x512-68 network at minibatch 1024 that was 26% of the step
-(bench/RESULTS.md). :func:`keep_freed_memory` raises the mmap threshold to glibc's maximum
+page first. On the 440-3x512-68 network the SGD step is 1.27-1.32x faster without that
+(bench/RESULTS.md, same run). :func:`keep_freed_memory` raises the mmap threshold to glibc's maximum
 (32 MiB) and the trim threshold to 1 GiB, once per process: freed blocks of up to 32 MiB are
-reused from the heap. Peak memory does not change (the same arrays are alive at the peak); the
+reused from the heap. Peak memory did not grow (bench/memory.py: the same arrays are alive at the peak); the
 process keeps up to 1 GiB of freed heap instead of returning it at once.
 
 Only where the C library is glibc (others are left alone); ``NNETAVG_MALLOC=default`` leaves

@@ -14,7 +14,8 @@
 #   local/compare_scaling_big.sh --report-only true       # rewrite results.md from the finished runs
 #
 # A run is OPTIMIZER:MIXING:RANKS:K (MIXING bmufc: BMUF with classical block momentum;
-# allreducemc: all-reduce with nnet3's max-change 0.75 per component, 2.0 per model; allreducens:
+# allreducemc: all-reduce with nnet3's max-change 0.75 per component, 2.0 per model; allreducemcsq:
+# the same limits x sqrt(RANKS); allreducens:
 # all-reduce with NG-SGD's max-change-per-sample scaled by the ranks like the rate, 0.075 x RANKS;
 # allreducelr: all-reduce with NG-SGD's limit following the rate schedule, --limit-follows-rate;
 # allreducel4: all-reduce with NG-SGD's max-change-per-sample 4 x 0.075); allreducesq: all-reduce
@@ -54,6 +55,8 @@ if [ $report_only = false ]; then
       case $mix in   # the variants: a mixing plus options
         bmufc)       mix=bmuf;      extra="--nesterov=false" ;;
         allreducemc) mix=allreduce; extra="--max-change=0.75 --max-param-change=2.0" ;;
+        allreducemcsq) mix=allreduce
+                     extra="$(awk -v n=$n 'BEGIN { printf "--max-change=%g --max-param-change=%g", 0.75 * sqrt(n), 2 * sqrt(n) }')" ;;
         allreducel4) mix=allreduce; extra="--max-change-per-sample=0.3" ;;
         allreducesq) mix=allreduce; extra="--max-change-per-sample=$(awk -v n=$n 'BEGIN { print 0.075 * sqrt(n) }')" ;;
         allreducelr) mix=allreduce; extra="--limit-follows-rate=true" ;;

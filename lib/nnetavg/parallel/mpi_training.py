@@ -128,14 +128,16 @@ class _MpiRun:
         self.mixer = PeriodicMixer(comm, mpi.mixing, mpi.average_every, stop_requested, mpi.block_momentum,
                                    mpi.block_learning_rate, mpi.nesterov)
         self.scale_lr = scale_lr_by_world_size(mpi)
-        limit_factor = limit_scale(mpi, comm.size) if self.scale_lr else 1.0
-        if limit_factor != 1.0 and hasattr(optimizer, "ng"):
-            optimizer.ng.max_change_per_sample *= limit_factor
-            log.info("max-change-per-sample %.4g (x %.3g for %d ranks)", optimizer.ng.max_change_per_sample,
-                     limit_factor, comm.size)
+        self._base_limit = None      # NG-SGD's max-change-per-sample for this run (x ranks' factor)
+        if hasattr(optimizer, "ng"):  # the run's own copy: the caller's options are not changed
+            factor = limit_scale(mpi, comm.size) if self.scale_lr else 1.0
+            optimizer.ng = dataclasses.replace(optimizer.ng,
+                                               max_change_per_sample=optimizer.ng.max_change_per_sample * factor)
+            self._base_limit = optimizer.ng.max_change_per_sample
+            if factor != 1.0:
+                log.info("max-change-per-sample %.4g (x %.3g for %d ranks)", self._base_limit, factor, comm.size)
         self.reports: list[EpochReport] = []
         self._limits_seen = (0, 0)   # NG-SGD's (limited, updates) counters at the start of the epoch
-        self._base_limit = None      # --limit-follows-rate: the configured max-change-per-sample
         self.newbob: NewbobSchedule | None = None
         self.best = None
         self.ckpts = MPICheckpoints(checkpoint_dir, comm) if checkpoint_dir else None
@@ -200,9 +202,7 @@ class _MpiRun:
         """This rank's pass with mixing, then the drain; checkpoints and raises :class:`Preempted`
         when the ranks agreed to stop. Returns the pass's statistics."""
         comm, mixer = self.comm, self.mixer
-        if self.mpi.limit_follows_rate and hasattr(self.optimizer, "ng"):
-            if self._base_limit is None:
-                self._base_limit = self.optimizer.ng.max_change_per_sample
+        if self.mpi.limit_follows_rate and self._base_limit is not None:
             self.optimizer.ng.max_change_per_sample = self._base_limit * lr / self._per_rank(self.opts.learn_rate)
             log.info("epoch %d: max-change-per-sample %.4g (follows the rate)", epoch + 1,
                      self.optimizer.ng.max_change_per_sample)
@@ -282,29 +282,31 @@ def train_mpi(comm: Communicator, nnet: Network, optimizer, feats: str, ali: str
     return run.reports
 
 
+def _word(value) -> str:
+    """An option's word, lower case, with the yes/no spellings folded into true/false."""
+    v = str(value).strip().lower()
+    return {"yes": "true", "1": "true", "no": "false", "0": "false"}.get(v, v)
+
+
 def scale_lr_by_world_size(mpi: MPIOptions) -> bool:
     """--scale-lr-by-world-size: true | false | auto (all but BMUF)."""
-    v = str(mpi.scale_lr_by_world_size).strip().lower()
+    v = _word(mpi.scale_lr_by_world_size)
+    if v in ("true", "false"):
+        return v == "true"
     if v == "auto":
         return mpi.mixing != "bmuf"
-    if v in ("true", "yes", "1"):
-        return True
-    if v in ("false", "no", "0"):
-        return False
     raise NnetavgError(f"--scale-lr-by-world-size must be true, false or auto, not {mpi.scale_lr_by_world_size!r}")
 
 
 def limit_scale(mpi: MPIOptions, ranks: int) -> float:
     """--scale-limit-by-world-size: the factor on NG-SGD's max-change-per-sample (false: 1,
     sqrt: sqrt(ranks), true: ranks)."""
-    v = str(mpi.scale_limit_by_world_size).strip().lower()
-    if v in ("false", "no", "0"):
-        return 1.0
-    if v == "sqrt":
-        return math.sqrt(ranks)
-    if v in ("true", "yes", "1"):
-        return float(ranks)
-    raise NnetavgError(f"--scale-limit-by-world-size must be false, sqrt or true, not {mpi.scale_limit_by_world_size!r}")
+    factors = {"false": 1.0, "sqrt": math.sqrt(ranks), "true": float(ranks)}
+    v = _word(mpi.scale_limit_by_world_size)
+    if v not in factors:
+        raise NnetavgError(f"--scale-limit-by-world-size must be false, sqrt or true, "
+                           f"not {mpi.scale_limit_by_world_size!r}")
+    return factors[v]
 
 
 def _cv(comm: Communicator, nnet: Network, cv_feats: str, cv_ali: str, transform) -> tuple[float, float, int]:

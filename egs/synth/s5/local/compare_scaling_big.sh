@@ -13,14 +13,15 @@
 #   local/compare_scaling_big.sh --runs "ngsgd:bmuf:16:10 sgd:allreduce:8:10"
 #   local/compare_scaling_big.sh --report-only true       # rewrite results.md from the finished runs
 #
-# A run is OPTIMIZER:MIXING:RANKS:K (MIXING bmufc: BMUF with classical block momentum;
-# allreducemc: all-reduce with nnet3's max-change 0.75 per component, 2.0 per model; allreducemcsq:
-# the same limits x sqrt(RANKS); allreducens:
-# all-reduce with NG-SGD's max-change-per-sample scaled by the ranks like the rate, 0.075 x RANKS;
-# allreducelr: all-reduce with NG-SGD's limit following the rate schedule, --limit-follows-rate;
-# allreducel4: all-reduce with NG-SGD's max-change-per-sample 4 x 0.075); allreducesq: all-reduce
-# with NG-SGD's max-change-per-sample 0.075 x sqrt(RANKS);
-# finished runs are not repeated. Every run pins steps/train_mpi.sh's automatic limits off (no
+# A run is OPTIMIZER:MIXING:RANKS:K. MIXING is a mixing of nnet-train-mpi or one of these variants:
+#   bmufc          BMUF with classical block momentum
+#   allreducemc    all-reduce, nnet3's max-change 0.75 per component and 2.0 per model
+#   allreducemcsq  the same limits x sqrt(RANKS)
+#   allreducens    all-reduce, NG-SGD's max-change-per-sample scaled like the rate, 0.075 x RANKS
+#   allreducelr    all-reduce, NG-SGD's limit following the rate schedule (--limit-follows-rate)
+#   allreducel4    all-reduce, NG-SGD's max-change-per-sample 4 x 0.075
+#   allreducesq    all-reduce, NG-SGD's max-change-per-sample 0.075 x sqrt(RANKS)
+# Finished runs are not repeated. Every run pins steps/train_mpi.sh's automatic limits off (no
 # max-change, NG-SGD's limit as is): a variant's options are all it changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,16 +53,16 @@ if [ $report_only = false ]; then
     [ -f $dir/egs_nj$n/info/num_archives ] || steps/regroup_egs.sh --nj $n $egs32 $dir/egs_nj$n >/dev/null
     if [ ! -f $dir/$name/final.nnet ]; then
       threads=1; [ $n -eq 1 ] && threads=2
+      x_ranks() { awk -v n=$n -v b=$1 -v p=$2 'BEGIN { printf "%g", b * n ^ p }'; }   # BASE x RANKS^POWER
       case $mix in   # the variants: a mixing plus options
-        bmufc)       mix=bmuf;      extra="--nesterov=false" ;;
-        allreducemc) mix=allreduce; extra="--max-change=0.75 --max-param-change=2.0" ;;
-        allreducemcsq) mix=allreduce
-                     extra="$(awk -v n=$n 'BEGIN { printf "--max-change=%g --max-param-change=%g", 0.75 * sqrt(n), 2 * sqrt(n) }')" ;;
-        allreducel4) mix=allreduce; extra="--max-change-per-sample=0.3" ;;
-        allreducesq) mix=allreduce; extra="--max-change-per-sample=$(awk -v n=$n 'BEGIN { print 0.075 * sqrt(n) }')" ;;
-        allreducelr) mix=allreduce; extra="--limit-follows-rate=true" ;;
-        allreducens) mix=allreduce; extra="--max-change-per-sample=$(awk -v n=$n 'BEGIN { print 0.075 * n }')" ;;
-        *)           extra="" ;;
+        bmufc)         mix=bmuf;      extra="--nesterov=false" ;;
+        allreducemc)   mix=allreduce; extra="--max-change=0.75 --max-param-change=2.0" ;;
+        allreducemcsq) mix=allreduce; extra="--max-change=$(x_ranks 0.75 0.5) --max-param-change=$(x_ranks 2 0.5)" ;;
+        allreducel4)   mix=allreduce; extra="--max-change-per-sample=0.3" ;;
+        allreducesq)   mix=allreduce; extra="--max-change-per-sample=$(x_ranks 0.075 0.5)" ;;
+        allreducelr)   mix=allreduce; extra="--limit-follows-rate=true" ;;
+        allreducens)   mix=allreduce; extra="--max-change-per-sample=$(x_ranks 0.075 1)" ;;
+        *)             extra="" ;;
       esac
       start=$(date +%s)
       steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_epochs --mixing $mix --average-every $k \

@@ -62,3 +62,39 @@ class Decoder:
         decodable = self.khg.DecodableAmDiagGmmScaled(am=am, tm=self.tm, feats=np.ascontiguousarray(feats, np.float32),
                                                       scale=self.opts.acoustic_scale)
         return self._run(utt, decodable)
+
+
+class FstDecoder:
+    """Viterbi decoding (kaldi-hmm-gmm's FasterDecoder) with a graph whose input labels are the
+    transition ids of our own transition model (any tree); the best path's words and alignment."""
+
+    def __init__(self, hclg, tm, id_to_word: dict[int, str], opts: DecodeOptions | None = None):
+        khg = import_kaldi_hmm_gmm()
+        self.khg, self.tm, self.id_to_word = khg, tm, id_to_word
+        self.opts = opts or DecodeOptions()
+        self.hclg = hclg
+        self.decoder = khg.FasterDecoder(hclg, khg.FasterDecoderOptions(
+            beam=self.opts.beam, max_active=self.opts.max_active, min_active=self.opts.min_active))
+        self.tid_to_pdf = np.asarray(tm.tid2pdf[1:], dtype=np.int64)
+
+    def decode(self, utt: str, pdf_loglikes: np.ndarray):
+        """(words, alignment) for a (T x num_pdfs) log-likelihood matrix; None if no final state."""
+        if pdf_loglikes.ndim != 2 or pdf_loglikes.shape[1] != self.tm.num_pdfs:
+            raise NnetavgError(f"utterance {utt}: log-likelihoods have {pdf_loglikes.shape[-1]} columns, "
+                               f"the model has {self.tm.num_pdfs} pdfs")
+        scores = np.ascontiguousarray(self.opts.acoustic_scale * pdf_loglikes[:, self.tid_to_pdf], dtype=np.float32)
+        self.decoder.decode(self.khg.DecodableCtc(scores))
+        if not self.decoder.reached_final():
+            return None
+        ok, lat = self.decoder.get_best_path()
+        if not ok:
+            return None
+        words, ali = [], []
+        for line in lat.to_str().splitlines():
+            f = line.split()
+            if len(f) >= 4:
+                if int(f[2]):
+                    ali.append(int(f[2]))
+                if int(f[3]):
+                    words.append(self.id_to_word[int(f[3])])
+        return words, np.array(ali, dtype=np.int32)

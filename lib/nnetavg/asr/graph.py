@@ -96,3 +96,67 @@ def make_word_loop_graph(lang: Lang, silence_prob: float | None = None, self_loo
     hclg = khg.add_self_loops(self_loop_scale=self_loop_scale, disambig_syms=[], reorder=True, trans_model=tm, ifst=hclga)
     kaldifst.arcsort(hclg, sort_type="ilabel")
     return hclg
+
+
+# --------------------------------------------------------------------------- any tree (ours)
+
+def h_transducer_text(ilabels: list[list[int]], tm, tree, self_loop_scale: float = 0.1,
+                      transition_scale: float = 1.0) -> tuple[str, list[int]]:
+    """Kaldi's H as OpenFst text, with the HMMs' self-loops included (mkgraph.sh adds them after
+    determinization; here they are in from the start): for each C label (a phone window), the
+    central phone's HMM with the tree's pdfs, entered by an arc that outputs the label and left
+    back to state 0; disambiguation windows become arcs whose input is a new symbol above the
+    transition ids. Returns the text and those disambiguation input symbols."""
+    lines, nxt, disambig = [], 1, []
+    cost = lambda lp: -lp  # noqa: E731
+    for label, window in enumerate(ilabels):
+        if label == 0 or not window:
+            continue
+        if len(window) == 1 and window[0] <= 0:      # a disambiguation symbol (-phone id)
+            sym = tm.num_tids + 1 + len(disambig)
+            disambig.append(sym)
+            lines.append(f"0 0 {sym} {label} 0")
+            continue
+        phone = window[tree.P]
+        entry = tm.topo.entry(phone)
+        n_emit = len(entry) - 1
+        states = list(range(nxt, nxt + n_emit))
+        nxt += n_emit
+        lines.append(f"0 {states[0]} 0 {label} 0")
+        for hs in range(n_emit):
+            pdf = tree.compute(tuple(window), entry[hs].pdf_class)
+            ts = tm.tstate(phone, hs, pdf)
+            loop = tm.self_loop_log_prob(ts)
+            nl = math.log(max(1.0 - math.exp(loop), 1e-10)) if loop is not None else 0.0
+            for t in range(tm.state2id[ts], tm.state2id[ts + 1]):
+                dest = int(tm.tid2dest[t])
+                lp = float(tm.log_probs[t])
+                w = self_loop_scale * lp if dest == hs else transition_scale * (lp - nl) + self_loop_scale * nl
+                to = states[dest] if dest < n_emit else 0
+                lines.append(f"{states[hs]} {to} {t} 0 {cost(w):.6f}")
+    lines.append("0 0")
+    return "\n".join(lines) + "\n", disambig
+
+
+def make_graph(lang: Lang, tm, tree, self_loop_scale: float = 0.1):
+    """HCLG of the word loop for our transition model and tree (monophone or triphone): C from
+    kaldifst's compose_context, H built here with self-loops, det(H o CLG) with the
+    disambiguation symbols removed afterwards, epsilons removed, minimized."""
+    import_kaldi_hmm_gmm()
+    import kaldifst
+
+    lg = compose_lg(lang)
+    clg, ilabels = kaldifst.compose_context(disambig_syms=lang.disambig_ids, context_width=tree.N,
+                                            central_position=tree.P, ifst=lg)
+    kaldifst.arcsort(clg, sort_type="ilabel")
+    text, disambig = h_transducer_text(ilabels, tm, tree, self_loop_scale)
+    h = kaldifst.compile(text)
+    kaldifst.arcsort(h, sort_type="olabel")
+    hclg = kaldifst.compose(h, clg)
+    if kaldifst.determinize_star(hclg):
+        raise NnetavgError("the HCLG graph did not determinize")
+    hclg = _relabel_inputs(hclg, set(disambig))
+    kaldifst.rmepsilon(hclg)
+    kaldifst.minimize_encoded(hclg)
+    kaldifst.arcsort(hclg, sort_type="ilabel")
+    return hclg

@@ -46,6 +46,10 @@ for j in $(seq "$nj"); do
   awk 'NR == FNR { keep[$1] = 1; next } ($1 in keep)' "$dir/split/utts.$j" "$data/feats.scp" > "$dir/split/feats.$j.scp"
 done
 
+trans_model_opt=""
+# a DNN on a GMM system's pdfs (any tree) decodes with that system's transition model, which
+# steps copy next to final.nnet as Kaldi's nnet1 does (final.mdl)
+[ -f "$srcdir/final.mdl" ] && trans_model_opt="--trans-model $srcdir/final.mdl"
 feats="scp:$dir/split/feats.JOB.scp"
 if [ -f "$data/cmvn.scp" ]; then
   feats="ark,s,cs:apply-cmvn $cmvn_opts --utt2spk=ark:$data/utt2spk scp:$data/cmvn.scp scp:$dir/split/feats.JOB.scp ark:- |"
@@ -56,7 +60,7 @@ $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
   nnet-forward --use-gpu "$use_gpu" --no-softmax=true --prior-scale "$prior_scale" \
     --feature-transform "$srcdir/final.feature_transform" --class-frame-counts "$srcdir/ali_train_pdf.counts" \
     "$srcdir/$model" "$feats" "ark:$dir/loglikes.JOB.ark" '&&' \
-  decode-faster-mapped --acoustic-scale "$acoustic_scale" --beam "$beam" --lattice-beam "$lattice_beam" \
+  decode-faster-mapped $trans_model_opt --acoustic-scale "$acoustic_scale" --beam "$beam" --lattice-beam "$lattice_beam" \
     --max-active "$max_active" "$lang" "$graph/HCLG.fst" "ark:$dir/loglikes.JOB.ark" "$dir/hyp.JOB.txt" '&&' \
   rm "$dir/loglikes.JOB.ark"
 

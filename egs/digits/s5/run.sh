@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # A real speech recipe: spoken English digit strings synthesised with espeak-ng (34 voices as
-# speakers, train and test speakers disjoint), Kaldi fbank features, exact frame targets from the
-# synthesiser's own phone timings, a monophone GMM baseline, a DNN trained with nnetavg (SGD or
-# NG-SGD, one job or several averaged), decoding with an HCLG word-loop graph, and the WER with
-# its 95% confidence interval.
+# speakers, train and test speakers disjoint), Kaldi fbank and MFCC features, a GMM system built
+# here as Kaldi builds it (flat-start monophones, then triphones, no timings used), a DNN trained
+# with nnetavg on the triphone system's alignment (SGD or NG-SGD, one job or several averaged),
+# decoding with HCLG word-loop graphs, and the WER with its 95% confidence interval. The
+# synthesiser's phone timings are withheld from training; they measure the alignments and, with
+# --targets exact, replace them.
 #
-#   ./run.sh                                    # digits, NG-SGD, 4 jobs averaged (about 3 minutes)
-#   ./run.sh --optimizer sgd --nj 1 --exp exp/sgd_nj1 --gmm false
+#   ./run.sh                                    # digits, GMMs, then NG-SGD, 4 jobs averaged
+#   ./run.sh --data DATA --stage 2 --exp EXP    # your corpus: DATA/{train,test} data dirs + DATA/local/dict
+#   ./run.sh --gmm-dir /path/to/kaldi/exp/tri3_ali --data DATA --stage 2 --exp EXP   # a Kaldi GMM system's alignments
+#   ./run.sh --targets exact --exp exp/exact   # the DNN on the synthesiser's timings (monophone pdfs)
+#   ./run.sh --optimizer sgd --nj 1 --exp exp/sgd_nj1 --stage 6
 #   ./run.sh --vocab words --data data_words --exp exp_words   # ~150-word vocabulary, more pdfs
 #   ./run.sh --preset tiny                      # the small version CI runs
 #   ./run.sh --preset hard --data data_hard --exp exp_hard/ngsgd_nj4   # noisy, channels, 80 test speakers
@@ -32,8 +37,14 @@ minibatch_size=256
 hidden_layers=3
 hidden_dim=512
 pretrain=false        # initialise the DNN's hidden layers by RBM pretraining (a DBN on the egs' frames)
-gmm=true              # also train and decode the monophone GMM baseline
-targets=exact         # DNN targets: exact (the synthesiser's timings) | gmm (the GMM's forced alignment)
+targets=tri1          # DNN targets: tri1 (the triphone GMM's alignment, as Kaldi's nnet1 recipes) | mono
+                      # (the flat-start monophone GMM's) | exact (the synthesiser's timings, monophone pdfs)
+gmm=true              # train and decode the GMM systems (needed unless --targets exact or --gmm-dir)
+gmm_dir=              # a GMM alignment dir (final.mdl, tree, ali.*.gz; e.g. Kaldi's exp/tri3_ali): its pdfs are the targets
+mono_gauss=1000       # Gaussians of the monophone system (train_mono.sh --totgauss)
+tri1_leaves=300       # leaves of the triphone tree and Gaussians of the triphone system (train_deltas.sh)
+tri1_gauss=3000
+oov=""                # word for transcript words missing from the lexicon (else those utterances are left out)
 corpus_seed=1         # seed of the synthetic corpus (voices, sentences, noise)
 seed=777              # seed of the DNN's initialisation and frame shuffling (runs of one system differ by it)
 cv_spk_percent=10     # percent of the training speakers held out for cross-validation
@@ -44,12 +55,14 @@ egs=                  # the egs dir (default: EXP/egs); share one between experi
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|hard] [--vocab digits|words]
   [--num-words N] [--snr MIN:MAX] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
   [--initial-learning-rate R] [--final-learning-rate R] [--minibatch-size N] [--hidden-layers N]
-  [--hidden-dim N] [--pretrain true|false] [--gmm true|false] [--targets exact|gmm] [--seed N] [--corpus-seed N] [--cv-spk-percent P] [--data DIR]
-  [--exp DIR] [--egs DIR]
+  [--hidden-dim N] [--pretrain true|false] [--gmm true|false] [--targets tri1|mono|exact] [--gmm-dir DIR]
+  [--mono-gauss N] [--tri1-leaves N] [--tri1-gauss N] [--oov WORD] [--seed N] [--corpus-seed N] [--cv-spk-percent P]
+  [--data DIR] [--exp DIR] [--egs DIR]
 
-Bring your own corpus: a Kaldi data dir (wav.scp, text, utt2spk, spk2utt) in DATA/train and DATA/test,
-a Kaldi dict dir in DATA/local/dict and pdf alignments (ark:DATA/ali/pdf.ark, e.g. from a Kaldi GMM
-system's ali-to-pdf) let you start at --stage 2 (see the README)."
+Bring your own corpus: Kaldi data dirs (wav.scp, text, utt2spk, spk2utt) in DATA/train and DATA/test
+and a Kaldi dict dir in DATA/local/dict, then --stage 2: features, a flat-start monophone and a
+triphone GMM system, the DNN on the triphone system's pdfs and the WERs. With a Kaldi GMM system,
+--gmm-dir points at its alignment dir instead (see the README)."
 . ./cmd.sh
 . ./path.sh
 . steps/parse_options.sh
@@ -59,14 +72,16 @@ log() { echo "$(date +%H:%M:%S) run.sh: $*"; }
 
 case $preset in
   tiny)    corpus=(--num-train-speakers 12 --num-test-speakers 4 --utts-per-speaker 12 --test-utts-per-speaker 6)
-           [ $hidden_dim = 512 ] && hidden_dim=256; [ $hidden_layers = 3 ] && hidden_layers=2 ;;
+           [ $hidden_dim = 512 ] && hidden_dim=256; [ $hidden_layers = 3 ] && hidden_layers=2
+           [ $mono_gauss = 1000 ] && mono_gauss=300; [ $tri1_leaves = 300 ] && tri1_leaves=100; [ $tri1_gauss = 3000 ] && tri1_gauss=600 ;;
   default) corpus=(--num-train-speakers 24 --num-test-speakers 10 --utts-per-speaker 40 --test-utts-per-speaker 20) ;;
   hard)    # a task that separates systems: 60 training voices, 80 unseen test speakers (40 other voices x 2),
            # ~5000 test words, 300 words + 12 homophone pairs, 5-20 dB of white/pink/babble noise, a
            # telephone/equaliser/room/flat channel per speaker
            corpus=(--num-train-speakers 60 --num-test-speakers 40 --test-speakers-per-voice 2 --utts-per-speaker 40
                    --test-utts-per-speaker 14 --homophones 12 --noise white,pink,babble --channels flat,telephone,eq,reverb)
-           vocab=words; num_words=300; [ "$snr" = 20:40 ] && snr=5:20 ;;
+           vocab=words; num_words=300; [ "$snr" = 20:40 ] && snr=5:20
+           [ $tri1_leaves = 300 ] && tri1_leaves=800; [ $tri1_gauss = 3000 ] && tri1_gauss=8000 ;;
   *) echo "$0: unknown --preset $preset" >&2; exit 1 ;;
 esac
 
@@ -87,45 +102,74 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  log "Stage 3: features: 40 log mel filterbanks + per-speaker CMVN stats -> $data/{train,test}/feats.scp"
+  log "Stage 3: features: 40 log mel filterbanks (DNN) and 13 MFCCs (GMM; conf/fbank.conf, conf/mfcc.conf) + per-speaker CMVN stats -> $data/{train,test}, $data/mfcc/{train,test}"
   for part in train test; do
     d=$data/$part
-    [ -f $d/feats.scp ] || $train_cmd $d/log/fbank.log compute-fbank-feats --num-mel-bins 40 $d/wav.scp \
+    [ -f $d/feats.scp ] || $train_cmd $d/log/fbank.log compute-fbank-feats --config conf/fbank.conf $d/wav.scp \
       ark,scp:$d/feats.ark,$d/feats.scp
     [ -f $d/cmvn.scp ] || $train_cmd $d/log/cmvn.log compute-cmvn-stats --spk2utt=ark:$d/spk2utt \
       scp:$d/feats.scp ark,scp:$d/cmvn.ark,$d/cmvn.scp
+    m=$data/mfcc/$part
+    if [ ! -f $m/cmvn.scp ]; then
+      mkdir -p $m
+      for f in wav.scp text utt2spk spk2utt phone_times; do [ -f $d/$f ] && cp $d/$f $m/; done
+      $train_cmd $m/log/mfcc.log compute-mfcc-feats --config conf/mfcc.conf $m/wav.scp ark,scp:$m/feats.ark,$m/feats.scp
+      $train_cmd $m/log/cmvn.log compute-cmvn-stats --spk2utt=ark:$m/spk2utt scp:$m/feats.scp ark,scp:$m/cmvn.ark,$m/cmvn.scp
+    fi
   done
 fi
 
-if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: alignments from the synthesiser's phone timings -> $data/ali/{ali,pdf}.ark"
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ -f $data/train/phone_times ]; then
+  log "Stage 4: alignments from the synthesiser's phone timings -> $data/ali/{ali,pdf}.ark (targets of --targets exact only)"
   if [ ! -f $data/ali/pdf.ark ]; then
     $train_cmd $data/ali/log/ali.log ali-from-phone-times $data/lang \
       $data/train/phone_times scp:$data/train/feats.scp ark:$data/ali/ali.ark ark:$data/ali/pdf.ark
   fi
 fi
-num_pdfs=$(cat $data/lang/num_pdfs 2>/dev/null || echo 0)
-
-if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ $gmm = true ]; then
-  log "Stage 5: GMM baseline: MFCC+deltas monophone GMM on the same alignments -> $exp/mono/decode_test/wer"
-  if [ ! -f $exp/mono/decode_test/wer ]; then
-    mkdir -p $exp/mono/log
-    $train_cmd $exp/mono/log/train_decode.log gmm_baseline.py \
-      $([ $targets = gmm ] && echo --realign $exp/mono/ali) $data/train $data/test $data/lang \
-      $data/graph/HCLG.fst ark:$data/ali/ali.ark $exp/mono/decode_test
-    compute-wer $data/test/text $exp/mono/decode_test/hyp.txt > $exp/mono/decode_test/wer 2>$exp/mono/log/score.log
-  fi
-  log "GMM: $(head -1 $exp/mono/decode_test/wer)  $(tail -1 $exp/mono/decode_test/wer)"
-fi
 
 case $targets in
-  exact) pdf_ali=$data/ali/pdf.ark ;;
-  gmm)   pdf_ali=$exp/mono/ali/pdf.ark ;;
-  *) echo "$0: --targets must be exact or gmm" >&2; exit 1 ;;
+  exact) [ -f $data/train/phone_times ] || { echo "$0: --targets exact needs $data/train/phone_times" >&2; exit 1; }
+         alidir=""; num_pdfs=$(cat $data/lang/num_pdfs) ;;
+  mono)  alidir=$exp/mono_ali ;;
+  tri1)  alidir=$exp/tri1_ali ;;
+  *) echo "$0: --targets must be tri1, mono or exact" >&2; exit 1 ;;
 esac
+[ -n "$gmm_dir" ] && alidir=$gmm_dir
+[ -z "$gmm_dir" ] && [ $targets != exact ] && gmm=true
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ $gmm = true ]; then
+  log "Stage 5: GMM systems (no timings): flat-start monophones -> $exp/mono, $exp/mono_ali; triphones ($tri1_leaves leaves, $tri1_gauss Gaussians) -> $exp/tri1, $exp/tri1_ali"
+  mfcc=$data/mfcc
+  steps/train_mono.sh --cmd "$train_cmd" --totgauss $mono_gauss ${oov:+--oov $oov} $mfcc/train $data/lang $exp/mono
+  steps/align_si.sh --cmd "$train_cmd" --nj $nj ${oov:+--oov $oov} $mfcc/train $data/lang $exp/mono $exp/mono_ali
+  steps/train_deltas.sh --cmd "$train_cmd" ${oov:+--oov $oov} $tri1_leaves $tri1_gauss $mfcc/train $data/lang $exp/mono_ali $exp/tri1
+  steps/align_si.sh --cmd "$train_cmd" --nj $nj ${oov:+--oov $oov} $mfcc/train $data/lang $exp/tri1 $exp/tri1_ali
+  for sys in mono tri1; do
+    steps/mkgraph.sh --cmd "$train_cmd" $data/lang $exp/$sys $exp/$sys/graph
+    steps/decode_gmm.sh --cmd "$train_cmd" --nj 2 $exp/$sys/graph $mfcc/test $exp/$sys $exp/$sys/decode_test
+    log "GMM $sys: $(head -1 $exp/$sys/decode_test/wer)  $(tail -1 $exp/$sys/decode_test/wer)"
+  done
+  if [ -f $data/train/phone_times ]; then
+    for a in mono_ali tri1_ali; do
+      ali_agreement.py --per-phone 5 $data/train $exp/$a > $exp/$a/agreement
+      log "$a: $(head -1 $exp/$a/agreement)"
+    done
+  fi
+fi
+
+if [ -n "$alidir" ]; then
+  pdf_ali=$alidir/pdf.ark
+  if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && { [ ! -f $pdf_ali ] || [ $alidir/final.mdl -nt $pdf_ali ]; }; then
+    [ -f $alidir/final.mdl ] && ls $alidir/ali.*.gz >/dev/null 2>&1 || \
+      { echo "$0: $alidir has no final.mdl and ali.*.gz (run stage 5, or point --gmm-dir at a GMM alignment dir)" >&2; exit 1; }
+    ali-to-pdf $alidir/final.mdl "ark:gunzip -c $alidir/ali.*.gz |" ark:$pdf_ali 2> $alidir/ali_to_pdf.log
+  fi
+  num_pdfs=$(hmm-info $alidir/final.mdl | awk '/pdfs/ {print $4}')
+else
+  pdf_ali=$data/ali/pdf.ark
+fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: egs: $data/train + $pdf_ali ($num_pdfs pdfs) -> $egs ($nj archives, $cv_spk_percent% of the speakers for CV)"
-  [ -f $pdf_ali ] || { echo "$0: no $pdf_ali (with --targets gmm, run stage 5 with --gmm true)" >&2; exit 1; }
+  [ -f $pdf_ali ] || { echo "$0: no $pdf_ali (run the stages before)" >&2; exit 1; }
   steps/make_egs.sh --cmd "$train_cmd" --nj $nj --num-pdfs $num_pdfs --cv-spk-percent $cv_spk_percent \
     $data/train ark:$pdf_ali $egs
 fi
@@ -137,9 +181,15 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   if [ $pretrain = true ]; then
     log "Stage 7: RBM pretraining: $hidden_layers RBMs of $hidden_dim units on $egs -> $exp/dbn (the DNN's hidden layers)"
     steps/pretrain_dbn.sh --nn-depth $hidden_layers --hid-dim $hidden_dim --seed $seed $egs $exp/dbn
-    [ -f $exp/dnn/0.nnet ] || nnet-init --dbn $exp/dbn/$hidden_layers.dbn --hidden-layers 0 --seed $seed \
+    # a DNN on a GMM system's pdfs keeps that system's transition model beside it (Kaldi's nnet1
+  # does the same): decoding maps pdfs to its transition ids
+  [ -n "$alidir" ] && copy-transition-model $alidir/final.mdl $exp/dnn/final.mdl 2>/dev/null
+  [ -f $exp/dnn/0.nnet ] || nnet-init --dbn $exp/dbn/$hidden_layers.dbn --hidden-layers 0 --seed $seed \
       --output-dim $num_pdfs $exp/dnn/0.nnet
   fi
+  # a DNN on a GMM system's pdfs keeps that system's transition model beside it (Kaldi's nnet1
+  # does the same): decoding maps pdfs to its transition ids
+  [ -n "$alidir" ] && copy-transition-model $alidir/final.mdl $exp/dnn/final.mdl 2>/dev/null
   [ -f $exp/dnn/0.nnet ] || nnet-init --input-dim $input_dim --output-dim $num_pdfs --hidden-layers $hidden_layers \
     --hidden-dim $hidden_dim --seed $seed --write-proto $exp/dnn/nnet.proto $exp/dnn/0.nnet
   common=(--minibatch-size $minibatch_size --optimizer $optimizer
@@ -152,7 +202,12 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log "Stage 8: decode: $data/test with $exp/dnn/final.nnet and $data/graph -> $exp/dnn/decode_test/wer"
-  steps/decode.sh --cmd "$train_cmd" --nj 2 $data/lang $data/graph $data/test $exp/dnn $exp/dnn/decode_test
+  graph=$data/graph
+  if [ -n "$alidir" ]; then
+    graph=$alidir/graph
+    steps/mkgraph.sh --cmd "$train_cmd" $data/lang $alidir $graph
+  fi
+  log "Stage 8: decode: $data/test with $exp/dnn/final.nnet and $graph -> $exp/dnn/decode_test/wer"
+  steps/decode.sh --cmd "$train_cmd" --nj 2 $data/lang $graph $data/test $exp/dnn $exp/dnn/decode_test
   log "DNN: $(head -1 $exp/dnn/decode_test/wer)  $(tail -1 $exp/dnn/decode_test/wer)"
 fi

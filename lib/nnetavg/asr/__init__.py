@@ -1,0 +1,1 @@
+"""Speech: lang dirs, features, GMM systems in Kaldi formats, graphs, decoding, scoring."""

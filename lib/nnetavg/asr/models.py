@@ -513,6 +513,7 @@ class DiagGmm:
     weights: np.ndarray          # (C,)
     means: np.ndarray            # (C, D)
     vars: np.ndarray             # (C, D)
+    stored_gconsts: np.ndarray | None = field(default=None, repr=False)   # as read from a file
 
     @property
     def num_gauss(self) -> int:
@@ -528,8 +529,9 @@ class DiagGmm:
     def read(cls, r: KaldiReader) -> "DiagGmm":
         r.expect_token("<DiagGMM>")
         tok = r.read_token()
+        gconsts = None
         if tok == "<GCONSTS>":
-            r.read_vector()
+            gconsts = r.read_vector()
             tok = r.read_token()
         if tok != "<WEIGHTS>":
             raise r.fail(f"expected <WEIGHTS>, found {tok[:40]}")
@@ -541,14 +543,17 @@ class DiagGmm:
         r.expect_token("</DiagGMM>")
         if inv_vars.shape != means_invvars.shape or len(weights) != len(inv_vars) or (inv_vars <= 0).any():
             raise r.fail("inconsistent or non-positive GMM parameters")
-        return cls(weights, means_invvars / inv_vars, 1.0 / inv_vars)
+        if gconsts is not None and len(gconsts) != len(weights):
+            raise r.fail("<GCONSTS> and <WEIGHTS> differ in size")
+        return cls(weights, means_invvars / inv_vars, 1.0 / inv_vars, gconsts)
 
     def write(self, w: KaldiWriter) -> None:
         inv = (1.0 / self.vars).astype(np.float32)
         w.write_token("<DiagGMM>")
         w.newline()
         w.write_token("<GCONSTS>")
-        w.write_vector(self.gconsts().astype(np.float32))
+        gc = self.stored_gconsts if self.stored_gconsts is not None else self.gconsts()
+        w.write_vector(np.asarray(gc, dtype=np.float32))
         w.write_token("<WEIGHTS>")
         w.write_vector(self.weights.astype(np.float32))
         w.write_token("<MEANS_INVVARS>")

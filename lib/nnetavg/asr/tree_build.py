@@ -34,17 +34,24 @@ VAR_FLOOR = 0.01
 
 
 def phone_instances(tids: np.ndarray, tm: TransitionModel) -> list[tuple[int, int, int]]:
-    """(phone, first frame, end frame) of each phone of an alignment: a phone ends with the
-    transition into its topology's final state."""
-    out, start = [], 0
-    for t, tid in enumerate(tids):
-        phone = int(tm.tid2phone[tid])
-        if tm.tid2dest[tid] == len(tm.topo.entry(phone)) - 1:
-            out.append((phone, start, t + 1))
-            start = t + 1
-    if start != len(tids):
-        raise NnetavgError("alignment does not end at the end of a phone")
-    return out
+    """(phone, first frame, end frame) of each phone of an alignment (Kaldi's SplitToPhones). A
+    phone starts where its first HMM state starts: state 0 after a frame of another state or
+    another phone, or after a transition into the final state. This reads both orders of
+    transition ids within a state: ours (self-loops, then the forward transition) and Kaldi's
+    default reordered one (the forward transition first, as compile-train-graphs --reorder writes)."""
+    tids = np.asarray(tids)
+    if len(tids) == 0:
+        return []
+    phone = tm.tid2phone[tids]
+    hs = tm.tid2hmm_state[tids]
+    final = np.array([len(tm.topo.entry(int(p))) - 1 for p in phone])
+    to_final = tm.tid2dest[tids] == final
+    prev_other = np.r_[True, (hs[:-1] != 0) | (phone[:-1] != phone[1:]) | to_final[:-1]]
+    starts = np.nonzero((hs == 0) & prev_other)[0]
+    if len(starts) == 0 or starts[0] != 0:
+        raise NnetavgError("alignment does not start at the first state of a phone")
+    ends = np.r_[starts[1:], len(tids)]
+    return [(int(phone[a]), int(a), int(b)) for a, b in zip(starts, ends)]
 
 
 @dataclass

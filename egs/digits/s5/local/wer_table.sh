@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the WER table of RESULTS.md from the decoding results under the given exp dirs
-# (EXP/mono/decode_test/wer and EXP/dnn/decode_test/wer), with the final CV frame accuracy; an
+# (EXP/{mono,tri1,dnn}/decode_test/wer), with the final CV frame accuracy; an
 # experiment with neither is an error naming it.
 #   local/wer_table.sh exp/ngsgd_nj4 exp/ngsgd_nj1 exp/sgd_nj1 exp/sgd_nj4
 set -euo pipefail
@@ -10,7 +10,7 @@ echo "|---|---:|---|---|---:|---:|"
 for e in "$@"; do
   [ -f "$e/mono/decode_test/wer" ] || [ -f "$e/dnn/decode_test/wer" ] || \
     { echo "$0: $e has no mono/ or dnn/decode_test/wer" >&2; exit 1; }
-  for m in mono dnn; do
+  for m in mono tri1 dnn; do
     w=$e/$m/decode_test/wer
     [ -f "$w" ] || continue
     acc=""   # the final model's CV (a combination or best-CV choice), else the last iteration's

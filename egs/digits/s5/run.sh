@@ -46,6 +46,7 @@ tri1_leaves=300       # leaves of the triphone tree and Gaussians of the triphon
 tri1_gauss=3000
 oov=""                # word for transcript words missing from the lexicon (else those utterances are left out)
 corpus_seed=1         # seed of the synthetic corpus (voices, sentences, noise)
+sample_rate=0         # resample the corpus' audio to this rate (e.g. 8000; 0: espeak-ng's 22050 Hz)
 seed=777              # seed of the DNN's initialisation and frame shuffling (runs of one system differ by it)
 cv_spk_percent=10     # percent of the training speakers held out for cross-validation
 data=data
@@ -56,7 +57,7 @@ help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|hard
   [--num-words N] [--snr MIN:MAX] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
   [--initial-learning-rate R] [--final-learning-rate R] [--minibatch-size N] [--hidden-layers N]
   [--hidden-dim N] [--pretrain true|false] [--gmm true|false] [--targets tri1|mono|exact] [--gmm-dir DIR]
-  [--mono-gauss N] [--tri1-leaves N] [--tri1-gauss N] [--oov WORD] [--seed N] [--corpus-seed N] [--cv-spk-percent P]
+  [--mono-gauss N] [--tri1-leaves N] [--tri1-gauss N] [--oov WORD] [--seed N] [--corpus-seed N] [--sample-rate HZ] [--cv-spk-percent P]
   [--data DIR] [--exp DIR] [--egs DIR]
 
 Bring your own corpus: Kaldi data dirs (wav.scp, text, utt2spk, spk2utt) in DATA/train and DATA/test
@@ -92,7 +93,7 @@ fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "Stage 1: corpus: espeak-ng ($vocab, $preset) -> $data/{train,test}, $data/local/dict/lexicon.txt"
-  [ -f $data/test/phone_times ] || make_data.py --seed $corpus_seed --vocab $vocab --num-words $num_words --snr $snr "${corpus[@]}" $data
+  [ -f $data/test/phone_times ] || make_data.py --seed $corpus_seed --sample-rate $sample_rate --vocab $vocab --num-words $num_words --snr $snr "${corpus[@]}" $data
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
@@ -163,7 +164,8 @@ if [ -n "$alidir" ]; then
       { echo "$0: $alidir has no final.mdl and ali.*.gz (run stage 5, or point --gmm-dir at a GMM alignment dir)" >&2; exit 1; }
     ali-to-pdf $alidir/final.mdl "ark:gunzip -c $alidir/ali.*.gz |" ark:$pdf_ali 2> $alidir/ali_to_pdf.log
   fi
-  num_pdfs=$(hmm-info $alidir/final.mdl | awk '/pdfs/ {print $4}')
+  num_pdfs=0
+  [ -f $alidir/final.mdl ] && num_pdfs=$(hmm-info $alidir/final.mdl | awk '/pdfs/ {print $4}')
 else
   pdf_ali=$data/ali/pdf.ark
 fi

@@ -60,6 +60,25 @@ class GmmScorer:
         out += self._g32
         return out
 
+    def pdf_loglikes_of(self, x: np.ndarray, pdfs: np.ndarray) -> np.ndarray:
+        """(N x num_pdfs) log-likelihoods with only the columns of ``pdfs`` computed (-inf elsewhere):
+        an utterance's graph uses a small share of a triphone system's pdfs."""
+        pdfs = np.asarray(pdfs)
+        sizes = self.sizes[pdfs]
+        rows = np.concatenate([np.arange(s, s + n) for s, n in zip(self.starts[pdfs], sizes)])
+        if not hasattr(self, "_b32"):
+            self.component_loglikes(np.zeros((0, self.a.shape[1]), np.float32))
+        x = np.asarray(x, dtype=np.float32)
+        comp = x @ self._b32[rows].T
+        comp += (x * x) @ self._a32[rows].T
+        comp += self._g32[rows]
+        local = np.r_[0, np.cumsum(sizes)[:-1]]
+        m = np.maximum.reduceat(comp, local, axis=1)
+        out = np.full((len(x), len(self.sizes)), -np.inf, dtype=np.float32)
+        with np.errstate(invalid="ignore"):
+            out[:, pdfs] = m + np.log(np.add.reduceat(np.exp(comp - np.repeat(m, sizes, axis=1)), local, axis=1))
+        return out
+
     def pdf_loglikes(self, comp: np.ndarray) -> np.ndarray:
         """(N x num_pdfs) from (N x num_gauss) component log-likelihoods."""
         m = np.maximum.reduceat(comp, self.starts, axis=1)

@@ -179,9 +179,8 @@ def em_pass(system: GmmSystem, data: GmmData, graphs: dict[str, HmmGraph], alis:
         x = np.concatenate([data.feats[u] for u in batch])
         bounds = np.cumsum([0] + [len(data.feats[u]) for u in batch])
         if realign:
-            pll = scorer.pdf_loglikes(scorer.component_loglikes(x))
-            results = viterbi_align([graphs[u] for u in batch], [pll[a:b] for a, b in zip(bounds, bounds[1:])],
-                                    acoustic_scale, boost_vec)
+            lls = [scorer.pdf_loglikes_of(data.feats[u], np.unique(graphs[u].pdf[graphs[u].pdf >= 0])) for u in batch]
+            results = viterbi_align([graphs[u] for u in batch], lls, acoustic_scale, boost_vec)
             for u, (tids, _) in zip(batch, results):
                 if tids is None:
                     stats.failed.append(u)
@@ -200,6 +199,7 @@ def em_pass(system: GmmSystem, data: GmmData, graphs: dict[str, HmmGraph], alis:
         stats.frames += len(rows)
         stats.aligned += len(keep)
         if accs is None:
+            pll = np.concatenate(lls)
             stats.ac_loglike += float(pll[rows, pdfs].sum())
         else:
             before = accs.loglike

@@ -189,6 +189,16 @@ def make_noise(kind, num, rng, nrng, babble_pool, rate_hz):
     return noise / np.sqrt(np.mean(noise ** 2) + 1e-12)
 
 
+def resample(signal, rate_in, rate_out):
+    """Band-limited resampling (the spectrum cut at the lower Nyquist frequency)."""
+    if rate_out == rate_in:
+        return signal
+    n_out = int(round(len(signal) * rate_out / rate_in))
+    spec = np.fft.rfft(signal)
+    keep = min(len(spec), n_out // 2 + 1)
+    return np.fft.irfft(spec[:keep], n_out) * (n_out / len(signal))
+
+
 def write_wav(path, samples, rate):
     with wave.open(path, "wb") as w:
         w.setnchannels(1)
@@ -211,6 +221,8 @@ def main():
     p.add_argument("--speakers-per-voice", type=int, default=1, help="training speakers made from each voice variant")
     p.add_argument("--test-speakers-per-voice", type=int, default=1, help="test speakers made from each voice variant")
     p.add_argument("--homophones", type=int, default=0, help="pairs of words pronounced alike added to --vocab words")
+    p.add_argument("--sample-rate", type=int, default=0,
+                   help="resample the audio to this rate in Hz, e.g. 8000 (default: the synthesiser's, 22050)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("out_dir")
     args = p.parse_args()
@@ -295,10 +307,11 @@ def main():
                 peak = np.max(np.abs(signal))
                 if peak > 30000:   # a loud channel (equaliser gain): scale, do not clip
                     signal *= 30000 / peak
-                signal = np.clip(np.round(signal), -32768, 32767)
+                out_rate = args.sample_rate or rate_hz
+                signal = np.clip(np.round(resample(signal, rate_hz, out_rate)), -32768, 32767)
                 utt = f"{spk}-{n:04d}"
                 path = os.path.abspath(f"{args.out_dir}/wav/{part}/{utt}.wav")
-                write_wav(path, signal, rate_hz)
+                write_wav(path, signal, out_rate)
                 times = " ".join(f"{ph} {start}" for ph, start in segments)
                 rows.append((utt, spk, path, " ".join(sentence), f"{num_ms} {times}"))
                 n += 1

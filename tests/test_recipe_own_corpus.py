@@ -1,7 +1,9 @@
 """A user's corpus in, as the README's "Bring your own corpus" says: Kaldi data dirs (wav.scp, text,
 utt2spk, spk2utt) and a dict dir, nothing else (no phone timings, no alignments), 8 kHz audio.
 The recipe from --stage 2 builds the lang, the features (at the wav's own rate), the flat-start
-monophone and the triphone GMM systems, the DNN on the triphone system's pdfs, and a WER for each."""
+monophone and the triphone GMM systems, the DNN on the triphone system's pdfs, and a WER for each.
+Then Kaldi's own steps/nnet/train.sh (from ../shared/kaldi, unchanged) trains on that GMM system's
+alignment dir with our binaries first on PATH."""
 
 import os
 import re
@@ -18,9 +20,15 @@ from tests.test_recipe_digits import espeak_available
 RECIPE = os.path.join(REPO, "egs", "digits", "s5")
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed and cannot be installed (needs apt-get as root)")
-def test_own_corpus_at_8khz_from_stage_2(tmp_path):
+KALDI = os.path.join(os.path.dirname(REPO), "shared", "kaldi", "egs", "wsj", "s5")
+
+
+@pytest.fixture(scope="module")
+def own_corpus(tmp_path_factory):
+    """(data dir, exp dir, run.sh's CompletedProcess) of the recipe on an 8 kHz corpus without timings."""
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed and cannot be installed (needs apt-get as root)")
+    tmp_path = tmp_path_factory.mktemp("own")
     data = tmp_path / "data"
     env = command_env()
     subprocess.run(["bash", "-c", f"cd {RECIPE} && . ./path.sh && local/install_deps.sh false && make_data.py "
@@ -29,6 +37,7 @@ def test_own_corpus_at_8khz_from_stage_2(tmp_path):
     # a real corpus has no timings: withhold them
     for part in ("train", "test"):
         os.remove(data / part / "phone_times")
+        os.remove(data / part / "spk2channel")
     assert sorted(os.listdir(data / "train")) == ["spk2utt", "text", "utt2spk", "wav.scp"]
     first_wav = (data / "train" / "wav.scp").read_text().split()[1]
     with wave.open(first_wav) as w:
@@ -39,6 +48,13 @@ def test_own_corpus_at_8khz_from_stage_2(tmp_path):
                         "--tri1-leaves", "60", "--tri1-gauss", "300", "--cv-spk-percent", "25"],
                        cwd=RECIPE, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return data, exp, p
+
+
+@pytest.mark.slow
+def test_own_corpus_at_8khz_from_stage_2(own_corpus):
+    data, exp, p = own_corpus
+    env = command_env()
     for system in ("mono", "tri1", "dnn"):
         text = (exp / system / "decode_test" / "wer").read_text()
         m = re.match(r"%WER (\d+\.\d+) \[ (\d+) / (\d+),", text)
@@ -55,3 +71,49 @@ def test_own_corpus_at_8khz_from_stage_2(tmp_path):
                           env=env).stdout
     assert f"number of pdfs {(exp / 'egs' / 'info' / 'num_pdfs').read_text().strip()}\n" in pdfs
     assert shutil.which("hmm-info", path=env["PATH"])
+
+
+def kaldi_scripts(dest):
+    """Kaldi's steps/ and utils/ copied from ../shared/kaldi, made executable, their symbolic links
+    (stored as files holding the link's target) made links again."""
+    for name in ("steps", "utils"):
+        shutil.copytree(os.path.join(KALDI, name), dest / name, symlinks=True)
+    for root, _, files in os.walk(dest):
+        for f in files:
+            path = os.path.join(root, f)
+            if os.path.islink(path):
+                continue
+            os.chmod(path, 0o755)
+            if os.path.getsize(path) < 200:
+                target = open(path, encoding="utf-8", errors="replace").read().strip()
+                if target and " " not in target and "\n" not in target and \
+                        os.path.exists(os.path.join(root, target)):
+                    os.remove(path)
+                    os.symlink(target, path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(KALDI), reason="Kaldi's scripts are not in ../shared/kaldi")
+def test_kaldi_nnet_train_sh_on_our_gmm_system(own_corpus, tmp_path):
+    data, exp, _ = own_corpus
+    kaldi_scripts(tmp_path)
+    env = command_env()
+    env["PATH"] = f"{os.path.dirname(shutil.which('hmm-info', path=env['PATH']))}:{tmp_path / 'utils'}:{env['PATH']}"
+    env.setdefault("USER", "nnetavg")
+    run = lambda *a: subprocess.run(["bash", *a], cwd=tmp_path, capture_output=True, text=True, env=env)  # noqa: E731
+    p = run("utils/nnet/subset_data_tr_cv.sh", "--cv-spk-percent", "25", str(data / "train"), "tr", "cv")
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = run("steps/nnet/train.sh", "--skip-cuda-check", "true", "--hid-layers", "1", "--hid-dim", "64",
+            "--learn-rate", "0.008", "--scheduler-opts", "--max-iters 3", "--copy-feats-tmproot", str(tmp_path / "feats.XXXX"), "tr", "cv", str(data / "lang"),
+            str(exp / "tri1_ali"), str(exp / "tri1_ali"), "dnn")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "Successfuly finished" in p.stdout
+    progress = re.findall(r"ITERATION \d+: TRAIN AVG.LOSS (\S+), .*CROSSVAL AVG.LOSS (\S+),", p.stdout)
+    prerun = float(re.search(r"CROSSVAL PRERUN AVG.LOSS (\S+)", p.stdout).group(1))
+    assert len(progress) >= 2 and float(progress[-1][1]) < prerun - 1.0, p.stdout[-2000:]
+    # what Kaldi's script took from our GMM dir: pdf counts of the tri1 tree, its transition model
+    counts = (tmp_path / "dnn" / "ali_train_pdf.counts").read_text().split()
+    num_pdfs = int((exp / "egs" / "info" / "num_pdfs").read_text())
+    assert counts[0] == "[" and len(counts) == num_pdfs + 2
+    assert (tmp_path / "dnn" / "final.mdl").read_text().startswith("<TransitionModel>")
+    assert (tmp_path / "dnn" / "final.nnet").exists()

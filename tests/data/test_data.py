@@ -9,7 +9,7 @@ from nnetavg.data.egs import copy_egs
 from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.data.split import split_data_dir
 from nnetavg.errors import NnetavgError
-from nnetavg.io.tables import INT_VECTOR, MATRIX, SequentialReader, TableWriter
+from nnetavg.io.tables import INT_VECTOR, MATRIX, VECTOR, SequentialReader, TableWriter
 
 
 def test_stats_and_apply_cmvn():
@@ -104,8 +104,15 @@ def test_analyze_counts_adds_half(tmp_path):
         w.write("u1", np.array([0, 0, 2], np.int32))
         w.write("u2", np.array([2, 2], np.int32))
     np.testing.assert_array_equal(analyze_counts(f"ark:{tmp_path}/a.ark", 4), [2.5, 0.5, 3.5, 0.5])
-    with pytest.raises(NnetavgError, match="u1.*--counts-dim=2"):
-        analyze_counts(f"ark:{tmp_path}/a.ark", 2)
+    # --counts-dim is a hint, as Kaldi's: larger ids (phones per frame) grow the vector
+    np.testing.assert_array_equal(analyze_counts(f"ark:{tmp_path}/a.ark", 2), [2.5, 0.5, 3.5])
+    # weights per frame and per utterance multiply each frame's count
+    with TableWriter(f"ark:{tmp_path}/fw.ark", VECTOR) as w:
+        w.write("u1", np.array([1.0, 0.5, 2.0], np.float32))
+        w.write("u2", np.array([1.0, 0.0], np.float32))
+    (tmp_path / "uw.txt").write_text("u1 2.0\nu2 3.0\n")
+    np.testing.assert_allclose(analyze_counts(f"ark:{tmp_path}/a.ark", 3, f"ark:{tmp_path}/fw.ark",
+                                              f"ark,t:{tmp_path}/uw.txt"), [3.5, 0.5, 7.5])
 
 
 def test_copy_egs_checks_and_counts(tmp_path):

@@ -97,7 +97,8 @@ def test_homophone_pairs_are_pronounced_alike(make_data):
 
 def test_compare_seeds_report_means_and_spreads(tmp_path):
     """local/compare_seeds.sh --report-only: one row per run, then each system's mean, range, sd
-    over seeds and pooled errors, from the runs' wer files."""
+    over seeds and pooled errors, from the runs' wer files; a GMM system is one run (deterministic),
+    DNNs on exact targets keep their old directory names, on tri1 alignments they end in _tri1."""
     import subprocess
 
     from tests.test_recipe import command_env
@@ -107,17 +108,19 @@ def test_compare_seeds_report_means_and_spreads(tmp_path):
         (path / "wer").write_text(f"%WER {w:.2f} [ {err} / 1000, 1 ins, 2 del, {err - 3} sub ]\n"
                                   f"%SER 10.00 [ 10 / 100 ]\n%WER-CI95 [ {lo} , {hi} ] (bootstrap)\n")
 
-    wer(tmp_path / "gmm_s1/mono/decode_test", 20.0, 200, 18.0, 22.0)
-    wer(tmp_path / "gmm_s2/mono/decode_test", 22.0, 220, 20.0, 24.0)
+    wer(tmp_path / "gmm/tri1/decode_test", 20.0, 200, 18.0, 22.0)
+    wer(tmp_path / "ngsgd_nj4_tri1_s1/dnn/decode_test", 12.0, 120, 11.0, 13.0)
+    wer(tmp_path / "ngsgd_nj4_tri1_s2/dnn/decode_test", 14.0, 140, 13.0, 15.0)
     wer(tmp_path / "ngsgd_nj4_pre_s1/dnn/decode_test", 15.0, 150, 13.5, 16.5)
     wer(tmp_path / "ngsgd_nj4_pre_s2/dnn/decode_test", 16.0, 160, 14.5, 17.5)
     (tmp_path / "ngsgd_nj4_pre_s1/dnn/log").mkdir()
     (tmp_path / "ngsgd_nj4_pre_s1/dnn/log/compute_prob_cv.final.log").write_text("x frame-accuracy=0.3512 y\n")
     script = os.path.join(REPO, "egs", "digits", "s5", "local", "compare_seeds.sh")
-    p = subprocess.run(["bash", script, "--report-only", "true", "--dir", str(tmp_path), "--systems", "gmm ngsgd:4:pre",
+    p = subprocess.run(["bash", script, "--report-only", "true", "--dir", str(tmp_path), "--systems", "tri1 ngsgd:4 ngsgd:4:pre:exact",
                         "--seeds", "1 2"], capture_output=True, text=True, env=command_env())
     assert p.returncode == 0, p.stderr
     table = (tmp_path / "results.md").read_text()
-    assert "| ngsgd:4:pre | 1 | 15.00 | [13.5, 16.5] | 150 / 1000 | 35.1% |" in table
-    assert "| gmm | 2 | 21.00 | 20.00 - 22.00 | 1.41 | 420 / 2000 |" in table
-    assert "| ngsgd:4:pre | 2 | 15.50 | 15.00 - 16.00 | 0.71 | 310 / 2000 |" in table
+    assert "| ngsgd:4:pre:exact | 1 | 15.00 | [13.5, 16.5] | 150 / 1000 | 35.1% |" in table
+    assert "| tri1 | 1 | 20.00 | 20.00 - 20.00 | 0.00 | 200 / 1000 |" in table
+    assert "| ngsgd:4 | 2 | 13.00 | 12.00 - 14.00 | 1.41 | 260 / 2000 |" in table
+    assert "| ngsgd:4:pre:exact | 2 | 15.50 | 15.00 - 16.00 | 0.71 | 310 / 2000 |" in table

@@ -199,16 +199,17 @@ def test_equal_alignment_is_a_path_with_equal_shares(lang):
 # --------------------------------------------------------------------------- trees
 
 def test_tree_splits_on_the_context_that_matters(lang):
-    """Statistics where phone a's right neighbour decides its mean: the first split of a's root
-    asks about key 2 (right context) and separates {k} from {t, p}; a second-best leaf budget
-    builds no more leaves than asked."""
+    """Statistics where phone a's right neighbour decides its mean and, before k only, its left
+    neighbour t moves it further: the first split of a's root asks about key 2 (right context)
+    and separates {k} from {t, p}, the second splits the k branch by the left context; no more
+    leaves than asked."""
     rng = np.random.default_rng(5)
     ph = lang.phones
     events, xs = [], []
     for left in (ph["k"], ph["t"], ph["p"]):
         for right in (ph["k"], ph["t"], ph["p"]):
             for pc in range(3):
-                mean = 5.0 if right == ph["k"] else -5.0
+                mean = (5.0 + 6.0 * (left == ph["t"])) if right == ph["k"] else -5.0
                 x = rng.normal(mean + pc * 0.1, 1.0, (50, 2))
                 events.append((left, ph["a"], right, pc))
                 xs.append(x)
@@ -218,12 +219,15 @@ def test_tree_splits_on_the_context_that_matters(lang):
     topo = Topology.parse(lang.topo)
     roots = [(s, True, True) for s in sets]
     tree, info = TreeBuilder(stats, roots, sets + extra + [[ph["t"], ph["p"]]], topo).build(
-        max_leaves=len(sets) + 1, thresh=0.0, cluster_thresh=0.0)
+        max_leaves=len(sets) + 2, thresh=0.0, cluster_thresh=0.0)
     root = tree.to_pdf.table[ph["a"]]
     assert root.key == 2 and set(root.yes_set) in ({ph["k"]}, {ph["t"], ph["p"]})
     assert tree.compute((ph["t"], ph["a"], ph["k"]), 0) != tree.compute((ph["t"], ph["a"], ph["p"]), 0)
     assert tree.compute((ph["t"], ph["a"], ph["p"]), 2) == tree.compute((ph["k"], ph["a"], ph["t"]), 1)
-    assert tree.num_pdfs == len(sets) + 1 == info["pdfs"]
+    assert tree.compute((ph["t"], ph["a"], ph["k"]), 0) != tree.compute((ph["p"], ph["a"], ph["k"]), 0)
+    assert tree.compute((ph["p"], ph["a"], ph["k"]), 0) == tree.compute((ph["k"], ph["a"], ph["k"]), 1)
+    assert tree.compute((ph["t"], ph["a"], ph["t"]), 0) == tree.compute((ph["p"], ph["a"], ph["p"]), 2)
+    assert tree.num_pdfs == len(sets) + 2 == info["pdfs"]
     # the tree is a Kaldi tree: written, read back, same answers; a transition model builds on it
     buf = ContextDependency(3, 1, tree.to_pdf)
     tm = TransitionModel.build(topo, buf)

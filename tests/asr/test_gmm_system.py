@@ -31,7 +31,7 @@ LEXICON = "cat k a t\ncap k a p\ntack t a k\npack p a k\nact a k t\n"
 @pytest.fixture
 def lang(tmp_path):
     (tmp_path / "lexicon.txt").write_text(LEXICON)
-    prepare_lang(str(tmp_path / "lexicon.txt"), str(tmp_path / "lang"))
+    prepare_lang(str(tmp_path / "lexicon.txt"), str(tmp_path / "lang"), position_dependent_phones=False)
     return load_lang(str(tmp_path / "lang"))
 
 
@@ -318,3 +318,29 @@ def test_kaldi_tools_on_a_model(lang, tmp_path):
                             " Transition-id = 2 p = 0.25 [0 -> 1]\n")
     bad = cmd("ali-to-pdf", str(tmp_path / "final.mdl"), "ark:echo a 1 2 999 |", "ark:/dev/null", check=False)
     assert bad.returncode != 0 and "999 out of range" in bad.stderr
+
+
+def test_position_dependent_lang_shares_pdfs_and_roots(tmp_path):
+    """With Kaldi's word-position-dependent phones, the monophone system shares one set of pdfs among
+    a phone's variants (gmm-init-mono --shared-phones=phones/sets.int) and the tree roots are the
+    sets; transcripts compile into graphs of the positional phones."""
+    from nnetavg.asr.train_gmm import GmmSystem, train_mono, MonoOptions, GmmData
+
+    (tmp_path / "lexicon.txt").write_text(LEXICON)
+    lang = prepare_lang(str(tmp_path / "lexicon.txt"), str(tmp_path / "lang"))
+    sets, extra = phone_sets(lang)
+    assert sets[1] == [lang.phones[p] for p in ("a_B", "a_E", "a_I", "a_S")]
+    assert sorted(lang.phones[p + "_B"] for p in "akpt") in [sorted(q) for q in extra]
+    topo = Topology.parse(lang.topo)
+    tree = monophone_tree(topo, sets)
+    tm = TransitionModel.build(topo, tree)
+    assert tm.num_pdfs == 5 + 4 * 3          # as without positions: variants share
+    assert tree.compute((lang.phones["a_B"],), 1) == tree.compute((lang.phones["a_E"],), 1)
+    rng = np.random.default_rng(8)
+    texts = {f"u{i}": [["cat", "act", "tack"][i % 3], "pack"] for i in range(12)}
+    data = GmmData({u: rng.normal(0, 1, (60, 3)).astype(np.float32) for u in texts}, texts)
+    system, alis = train_mono(lang, data, MonoOptions(num_iters=4, totgauss=40, realign_iters=(1, 2, 3)))
+    assert isinstance(system, GmmSystem) and system.tm.num_pdfs == 17 and len(alis) == 12
+    id2p = {i: p for p, i in lang.phones.items()}
+    seq = [id2p[p] for p, _, _ in phone_instances(alis["u0"], system.tm) if not id2p[p].startswith("SIL")]
+    assert seq == ["k_B", "a_I", "t_E", "p_B", "a_I", "k_E"]

@@ -21,7 +21,7 @@ RATE = 16000
 @pytest.fixture
 def lang(tmp_path):
     (tmp_path / "lexicon.txt").write_text(LEXICON)
-    prepare_lang(str(tmp_path / "lexicon.txt"), str(tmp_path / "lang"))
+    prepare_lang(str(tmp_path / "lexicon.txt"), str(tmp_path / "lang"), position_dependent_phones=False)
     return load_lang(str(tmp_path / "lang"))
 
 

@@ -55,7 +55,8 @@ def test_disambiguation_symbols_follow_add_lex_disambig():
 
 def test_dict_dir_with_homophones_and_own_silence(tmp_path):
     write_dict(tmp_path / "dict", questions="sil nsn\nr t\n")
-    p = run_cmd(["prepare-lang", str(tmp_path / "dict"), str(tmp_path / "lang")])
+    p = run_cmd(["prepare-lang", "--position-dependent-phones=false", "--oov", "<noise>", str(tmp_path / "dict"),
+                 str(tmp_path / "lang")])
     assert "disambiguation-symbols=5" in p.stderr  # #0, #1-#3 (two/too/to), #4 for the silence path
     lang = load_lang(str(tmp_path / "lang"))
     phones = (tmp_path / "lang" / "phones.txt").read_text().split()[::2]
@@ -71,6 +72,17 @@ def test_dict_dir_with_homophones_and_own_silence(tmp_path):
         assert ids == [str(lang.phones[q]) for q in want.split()]
         assert (tmp_path / "lang/phones" / f"{name}.csl").read_text().strip() == ":".join(ids)
     assert (tmp_path / "lang/L.fst").stat().st_size > 0 and (tmp_path / "lang/L_disambig.fst").stat().st_size > 0
+    # the tree-building files of prepare_lang.sh: a line of the phone files is a set and a root
+    sets = (tmp_path / "lang/phones/sets.txt").read_text().splitlines()
+    assert sets == ["sil", "nsn", "r", "eh d", "iy", "t", "uw", "ah", "n"]
+    roots = (tmp_path / "lang/phones/roots.int").read_text().splitlines()
+    assert roots[3] == f"shared split {lang.phones['eh']} {lang.phones['d']}"
+    assert (tmp_path / "lang/phones/extra_questions.txt").read_text() == "sil nsn\nr t\n"
+    align = (tmp_path / "lang/phones/align_lexicon.txt").read_text().splitlines()
+    assert align[0] == "<eps> <eps> sil" and "red red r eh d" in align
+    assert (tmp_path / "lang/oov.txt").read_text() == "<noise>\n"
+    assert (tmp_path / "lang/oov.int").read_text() == f"{lang.words['<noise>']}\n" and lang.oov == "<noise>"
+    assert lang.sets[3] == ["eh", "d"]
     # Kaldi's topologies: both silence phones have the 5-state model with gen_topo.pl's transitions
     topo, _, tm = lang.hmm()
     assert topo.phones == list(range(1, 11))
@@ -116,7 +128,9 @@ def test_homophones_decode_to_one_of_their_spellings(tmp_path):
 
 
 def test_position_dependent_phones(tmp_path):
-    lang = prepare_lang(str(write_dict(tmp_path / "dict")), str(tmp_path / "lang"), position_dependent_phones=True)
+    write_dict(tmp_path / "dict", questions="r t\n")
+    run_cmd(["prepare-lang", str(tmp_path / "dict"), str(tmp_path / "lang")])      # Kaldi's default
+    lang = load_lang(str(tmp_path / "lang"))
     phones = list(lang.phones)
     assert phones[:12] == ["<eps>", "sil", "sil_B", "sil_E", "sil_I", "sil_S", "nsn", "nsn_B", "nsn_E", "nsn_I",
                            "nsn_S", "r_B"]
@@ -129,11 +143,20 @@ def test_position_dependent_phones(tmp_path):
     assert lang.transition_model.num_pdfs == 10 * 5 + 8 * 4 * 3
     hyp = decode_path(lang, ["reed", "an", "at"])
     assert hyp == ["reed", "an", "at"]
+    # sets and roots gather a phone's variants; questions ask about positions as prepare_lang.sh does
+    assert lang.sets[0] == ["sil", "sil_B", "sil_E", "sil_I", "sil_S"]
+    assert lang.sets[3] == ["eh_B", "eh_E", "eh_I", "eh_S", "d_B", "d_E", "d_I", "d_S"]
+    assert lang.extra_questions[0] == ["r_B", "r_E", "r_I", "r_S", "t_B", "t_E", "t_I", "t_S"]
+    assert lang.extra_questions[1] == [p + "_B" for p in ("r", "eh", "d", "iy", "t", "uw", "ah", "n")]
+    assert lang.extra_questions[5] == ["sil", "nsn"] and lang.extra_questions[6] == ["sil_B", "nsn_B"]
+    with pytest.raises(NnetavgError, match="--oov 'zz': the word is not in the lexicon"):
+        prepare_lang(str(tmp_path / "dict"), str(tmp_path / "lang2"), oov="zz")
 
 
 def test_optional_silence_probability_in_l(tmp_path):
     """L.fst: from the start and after every word, silence with sil_prob and none with 1 - sil_prob."""
-    lang = prepare_lang(str(write_dict(tmp_path / "dict")), str(tmp_path / "lang"), sil_prob=0.2)
+    lang = prepare_lang(str(write_dict(tmp_path / "dict")), str(tmp_path / "lang"), sil_prob=0.2,
+                        position_dependent_phones=False)
     text = lang.lexicon_fst_text()
     arcs = [line.split() for line in text.splitlines() if len(line.split()) == 5]
     sil_id = str(lang.phones["sil"])
@@ -165,7 +188,7 @@ def test_lexiconp_probabilities_become_costs(tmp_path):
     d = write_dict(tmp_path / "dict")
     (d / "lexicon.txt").unlink()
     (d / "lexiconp.txt").write_text("red 1.0 r eh d\nread 0.5 r eh d\nreed 1 r iy d\n")
-    lang = prepare_lang(str(d), str(tmp_path / "lang"), sil_prob=0.0)
+    lang = prepare_lang(str(d), str(tmp_path / "lang"), sil_prob=0.0, position_dependent_phones=False)
     arcs = [line.split() for line in lang.lexicon_fst_text().splitlines() if len(line.split()) == 5]
     first = {a[3]: float(a[4]) for a in arcs if a[2] == str(lang.phones["r"])}
     assert first[str(lang.words["read"])] == pytest.approx(np.log(2), abs=1e-6)

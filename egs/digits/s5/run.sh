@@ -44,7 +44,10 @@ gmm_dir=              # a GMM alignment dir (final.mdl, tree, ali.*.gz; e.g. Kal
 mono_gauss=1000       # Gaussians of the monophone system (train_mono.sh --totgauss)
 tri1_leaves=300       # leaves of the triphone tree and Gaussians of the triphone system (train_deltas.sh)
 tri1_gauss=3000
-oov=""                # word for transcript words missing from the lexicon (else those utterances are left out)
+oov=""                # word for transcript words missing from the lexicon (else those utterances are left out);
+                      # it must be in the lexicon (written to lang/oov.txt)
+position_dependent_phones=false  # Kaldi's word-position-dependent phones (prepare-lang's default); false here
+                      # because --targets exact needs the synthesiser's plain phones
 corpus_seed=1         # seed of the synthetic corpus (voices, sentences, noise)
 sample_rate=0         # resample the corpus' audio to this rate (e.g. 8000; 0: espeak-ng's 22050 Hz)
 seed=777              # seed of the DNN's initialisation and frame shuffling (runs of one system differ by it)
@@ -57,7 +60,7 @@ help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|hard
   [--num-words N] [--snr MIN:MAX] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
   [--initial-learning-rate R] [--final-learning-rate R] [--minibatch-size N] [--hidden-layers N]
   [--hidden-dim N] [--pretrain true|false] [--gmm true|false] [--targets tri1|mono|exact] [--gmm-dir DIR]
-  [--mono-gauss N] [--tri1-leaves N] [--tri1-gauss N] [--oov WORD] [--seed N] [--corpus-seed N] [--sample-rate HZ] [--cv-spk-percent P]
+  [--mono-gauss N] [--tri1-leaves N] [--tri1-gauss N] [--oov WORD] [--position-dependent-phones true|false] [--seed N] [--corpus-seed N] [--sample-rate HZ] [--cv-spk-percent P]
   [--data DIR] [--exp DIR] [--egs DIR]
 
 Bring your own corpus: Kaldi data dirs (wav.scp, text, utt2spk, spk2utt) in DATA/train and DATA/test
@@ -98,7 +101,8 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: lang and decoding graph: $data/local/dict -> $data/lang, $data/graph/HCLG.fst"
-  [ -f $data/lang/L_disambig.fst ] || prepare-lang $data/local/dict $data/lang
+  [ -f $data/lang/L_disambig.fst ] || prepare-lang --position-dependent-phones $position_dependent_phones \
+    ${oov:+--oov "$oov"} $data/local/dict $data/lang
   [ -f $data/graph/HCLG.fst ] || make-loop-graph $data/lang $data/graph/HCLG.fst
 fi
 

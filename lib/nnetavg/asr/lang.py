@@ -76,6 +76,8 @@ class DictDir:
     nonsilence_phones: list[str]
     optional_silence: str
     extra_questions: list[list[str]] = field(default_factory=list)
+    phone_lines: list[list[str]] = field(default_factory=list)   # silence then nonsilence lines: phones
+                                                                  # on one line share a tree root
 
 
 def read_lexicon(path: str, with_probs: bool = False) -> list[LexiconEntry]:
@@ -121,15 +123,17 @@ def read_dict_dir(path: str) -> DictDir:
     if os.path.isfile(path):
         entries = read_lexicon(path)
         nonsil = sorted({p for e in entries for p in e.pron} - {SIL})
-        return DictDir(entries, [SIL], nonsil, SIL)
+        return DictDir(entries, [SIL], nonsil, SIL, [], [[SIL]] + [[p] for p in nonsil])
     lexp = os.path.join(path, "lexiconp.txt")
     entries = read_lexicon(lexp, with_probs=True) if os.path.exists(lexp) else \
         read_lexicon(os.path.join(path, "lexicon.txt"))
-    sil = [p for line in _phone_lines(os.path.join(path, "silence_phones.txt")) for p in line]
-    nonsil = [p for line in _phone_lines(os.path.join(path, "nonsilence_phones.txt")) for p in line]
+    sil_lines = _phone_lines(os.path.join(path, "silence_phones.txt"))
+    nonsil_lines = _phone_lines(os.path.join(path, "nonsilence_phones.txt"))
+    sil = [p for line in sil_lines for p in line]
+    nonsil = [p for line in nonsil_lines for p in line]
     opt = _phone_lines(os.path.join(path, "optional_silence.txt"))
     questions = _phone_lines(os.path.join(path, "extra_questions.txt"), required=False)
-    d = DictDir(entries, sil, nonsil, opt[0][0] if opt else "", questions)
+    d = DictDir(entries, sil, nonsil, opt[0][0] if opt else "", questions, sil_lines + nonsil_lines)
     _check_dict(path, d, [p for line in opt for p in line])
     return d
 
@@ -286,6 +290,9 @@ class Lang:
     entries: list[LexiconEntry]                 # lexiconp, in order (position-dependent phones)
     disambig_entries: list[LexiconEntry]        # lexiconp_disambig
     sil_prob: float = 0.5
+    sets: list[list[str]] = field(default_factory=list)             # phones/sets (share a tree root)
+    extra_questions: list[list[str]] = field(default_factory=list)  # phones/extra_questions
+    oov: str = ""                                                   # oov.txt: the word for unknown words
     _hmm: tuple | None = field(default=None, repr=False)
 
     @property
@@ -337,21 +344,49 @@ def _phone_table(d: DictDir, position_dependent_phones: bool, num_disambig: int)
     """phones.txt's table and the silence phones' names (with their position variants)."""
     phones, silence = {"<eps>": 0}, []
     for p in d.silence_phones:
-        for v in ([p, *(p + s for s in POSITIONS)] if position_dependent_phones else [p]):
+        for v in phone_variants(p, True, position_dependent_phones):
             phones[v] = len(phones)
             silence.append(v)
     for p in d.nonsilence_phones:
-        for v in ([p + s for s in POSITIONS] if position_dependent_phones else [p]):
+        for v in phone_variants(p, False, position_dependent_phones):
             phones[v] = len(phones)
     for n in range(num_disambig + 1):
         phones[f"#{n}"] = len(phones)
     return phones, silence
 
 
-def build_lang(d: DictDir, sil_prob: float = 0.5, position_dependent_phones: bool = False) -> Lang:
-    """The lang of a dict dir (in memory)."""
+def phone_variants(phone: str, silence: bool, position_dependent_phones: bool) -> list[str]:
+    """Kaldi's phone_map: a silence phone keeps its bare form before its position variants."""
+    if not position_dependent_phones:
+        return [phone]
+    return ([phone] if silence else []) + [phone + s for s in POSITIONS]
+
+
+def _sets_and_questions(d: DictDir, position_dependent_phones: bool) -> tuple[list[list[str]], list[list[str]]]:
+    """phones/sets (one line of the dict's phone files with all their variants) and
+    phones/extra_questions (the dict's, mapped to the variants, then with position-dependent phones
+    one question per position for the non-silence and for the silence phones), as prepare_lang.sh."""
+    sil = set(d.silence_phones)
+    lines = d.phone_lines or [[p] for p in d.silence_phones + d.nonsilence_phones]
+    sets = [[v for p in line for v in phone_variants(p, p in sil, position_dependent_phones)] for line in lines]
+    questions = [[v for p in q for v in phone_variants(p, p in sil, position_dependent_phones)]
+                 for q in d.extra_questions]
+    if position_dependent_phones:
+        for suffix in POSITIONS:
+            questions.append([p + suffix for p in d.nonsilence_phones])
+        for suffix in ("", *POSITIONS):
+            questions.append([p + suffix for p in d.silence_phones])
+    return sets, [q for q in questions if q]
+
+
+def build_lang(d: DictDir, sil_prob: float = 0.5, position_dependent_phones: bool = True, oov: str = "") -> Lang:
+    """The lang of a dict dir (in memory); ``oov``: the lexicon word that replaces words missing from
+    the lexicon (Kaldi's prepare_lang.sh <oov-dict-entry>)."""
     if not 0.0 <= sil_prob < 1.0:
         raise NnetavgError(f"--sil-prob={sil_prob}: must be in [0, 1)")
+    if oov and oov not in {e.word for e in d.entries}:
+        raise NnetavgError(f"--oov {oov!r}: the word is not in the lexicon (add a pronunciation for it, e.g. "
+                           f"'{oov} {d.optional_silence}')")
     entries = [LexiconEntry(e.word, e.prob, position_dependent(e.pron) if position_dependent_phones else list(e.pron))
                for e in d.entries]
     disambig_entries, top = add_disambig(entries)
@@ -363,7 +398,9 @@ def build_lang(d: DictDir, sil_prob: float = 0.5, position_dependent_phones: boo
         words[w] = len(words)
     nonsil_ids = [i for p, i in phones.items() if i and not p.startswith("#") and p not in silence]
     topo = topology_text(nonsil_ids, [phones[p] for p in silence])
-    return Lang(phones, words, topo, silence, d.optional_silence, entries, disambig_entries, sil_prob)
+    sets, questions = _sets_and_questions(d, position_dependent_phones)
+    return Lang(phones, words, topo, silence, d.optional_silence, entries, disambig_entries, sil_prob, sets,
+                questions, oov)
 
 
 def _write(path: str, text: str) -> None:
@@ -371,7 +408,7 @@ def _write(path: str, text: str) -> None:
         f.write(text.encode("utf-8"))
 
 
-def write_lang(lang: Lang, out_dir: str, position_dependent_phones: bool = False) -> None:
+def write_lang(lang: Lang, out_dir: str, position_dependent_phones: bool = True) -> None:
     """Writes the files of a Kaldi lang dir for ``lang`` into ``out_dir``."""
     import_kaldi_hmm_gmm()
     import kaldifst
@@ -394,6 +431,19 @@ def write_lang(lang: Lang, out_dir: str, position_dependent_phones: bool = False
         _write(base + ".txt", "".join(f"{p}\n" for p in phones))
         _write(base + ".int", "".join(f"{lang.phones[p]}\n" for p in phones))
         _write(base + ".csl", ":".join(str(lang.phones[p]) for p in phones) + "\n")
+    for name, lines in (("sets", lang.sets), ("extra_questions", lang.extra_questions),
+                        ("roots", [["shared", "split", *line] for line in lang.sets])):
+        base = os.path.join(out_dir, "phones", name)
+        _write(base + ".txt", "".join(" ".join(line) + "\n" for line in lines))
+        _write(base + ".int", "".join(" ".join(x if x in ("shared", "split") else str(lang.phones[x]) for x in line) + "\n"
+                                      for line in lines))
+    align = [("<eps>", [lang.optional_silence])] + [(e.word, e.pron) for e in lang.entries]
+    _write(os.path.join(out_dir, "phones", "align_lexicon.txt"), "".join(f"{w} {w} {' '.join(p)}\n" for w, p in align))
+    _write(os.path.join(out_dir, "phones", "align_lexicon.int"),
+           "".join(f"{lang.words[w]} {lang.words[w]} {' '.join(str(lang.phones[x]) for x in p)}\n" for w, p in align))
+    if lang.oov:
+        _write(os.path.join(out_dir, "oov.txt"), f"{lang.oov}\n")
+        _write(os.path.join(out_dir, "oov.int"), f"{lang.words[lang.oov]}\n")
     _write(os.path.join(out_dir, "phones", "wdisambig.txt"), "#0\n")
     _write(os.path.join(out_dir, "phones", "wdisambig_phones.int"), f"{lang.phones['#0']}\n")
     _write(os.path.join(out_dir, "phones", "wdisambig_words.int"), f"{lang.words['#0']}\n")
@@ -409,10 +459,12 @@ def write_lang(lang: Lang, out_dir: str, position_dependent_phones: bool = False
         os.replace(os.path.join(out_dir, name + ".tmp"), os.path.join(out_dir, name))
 
 
-def prepare_lang(dict_dir: str, out_dir: str, sil_prob: float = 0.5, position_dependent_phones: bool = False) -> Lang:
-    """Kaldi's utils/prepare_lang.sh for a monophone system: the lang dir of ``dict_dir`` (a Kaldi
-    dict dir, or a bare lexicon file with silence ``SIL``) written into ``out_dir``."""
-    lang = build_lang(read_dict_dir(dict_dir), sil_prob, position_dependent_phones)
+def prepare_lang(dict_dir: str, out_dir: str, sil_prob: float = 0.5, position_dependent_phones: bool = True,
+                 oov: str = "") -> Lang:
+    """Kaldi's utils/prepare_lang.sh: the lang dir of ``dict_dir`` (a Kaldi dict dir, or a bare
+    lexicon file with silence ``SIL``) written into ``out_dir``; word-position-dependent phones by
+    default, as Kaldi's."""
+    lang = build_lang(read_dict_dir(dict_dir), sil_prob, position_dependent_phones, oov)
     write_lang(lang, out_dir, position_dependent_phones)
     return lang
 
@@ -431,6 +483,11 @@ def load_lang(lang_dir: str) -> Lang:
     if os.path.exists(os.path.join(lang_dir, "sil_prob")):
         with open(os.path.join(lang_dir, "sil_prob")) as f:
             sil_prob = float(f.read())
+    def lines(name):
+        path = os.path.join(lang_dir, name)
+        return _phone_lines(path) if os.path.exists(path) else []
+    oov = lines("oov.txt")
     return Lang(read_symbols(os.path.join(lang_dir, "phones.txt")), read_symbols(os.path.join(lang_dir, "words.txt")),
                 topo, sil, opt, entries,
-                read_lexicon(os.path.join(lang_dir, "lexiconp_disambig.txt"), with_probs=True), sil_prob)
+                read_lexicon(os.path.join(lang_dir, "lexiconp_disambig.txt"), with_probs=True), sil_prob,
+                lines("phones/sets.txt"), lines("phones/extra_questions.txt"), oov[0][0] if oov else "")

@@ -256,7 +256,7 @@ class MonoOptions:
 def train_mono(lang: Lang, data: GmmData, opts: MonoOptions = MonoOptions()) -> tuple[GmmSystem, dict]:
     """Kaldi's train_mono.sh: a flat start from equal alignments, no alignments given."""
     topo = Topology.parse(lang.topo)
-    tree = monophone_tree(topo)
+    tree = monophone_tree(topo, phone_sets(lang)[0])    # gmm-init-mono --shared-phones=phones/sets.int
     tm = TransitionModel.build(topo, tree)
     first = data.utts[:10]
     am = init_single_gaussian(tm.num_pdfs, np.concatenate([data.feats[u] for u in first]))
@@ -332,24 +332,26 @@ class DeltasOptions:
 
 
 def phone_sets(lang: Lang) -> tuple[list[list[int]], list[list[int]]]:
-    """Kaldi's phones/sets (a base phone with its word-position variants) and the extra questions
-    prepare_lang.sh writes (silence vs. non-silence phones; with position-dependent phones, one
-    set per word position)."""
+    """phones/sets (phones sharing a tree root: a base phone with its word-position variants, or a
+    line of the dict's phone files) and phones/extra_questions, as ids; a lang dir written before
+    these files existed gets them derived as prepare_lang.sh would (every phone with its variants;
+    the position questions)."""
+    if lang.sets:
+        sets = [[lang.phones[p] for p in line] for line in lang.sets]
+        extra = [[lang.phones[p] for p in q] for q in lang.extra_questions]
+        return sets, [q for q in extra if q]
     groups: dict[str, list[int]] = {}
     for p, i in lang.phones.items():
         if i == 0 or p.startswith("#"):
             continue
         base = p[:-2] if p[-2:] in ("_B", "_E", "_I", "_S") else p
         groups.setdefault(base, []).append(i)
-    sets = list(groups.values())
-    sil = sorted(lang.phones[p] for p in lang.silence_phones)
-    nonsil = sorted(i for s in sets for i in s if i not in sil)
-    extra = [sil, nonsil]
+    sil = {lang.phones[p] for p in lang.silence_phones}
+    extra = []
     for suffix in ("_B", "_E", "_I", "_S"):
         pos = [i for p, i in lang.phones.items() if p.endswith(suffix) and not p.startswith("#")]
-        if pos:
-            extra += [sorted(i for i in pos if i in sil), sorted(i for i in pos if i not in sil)]
-    return sets, [q for q in extra if q]
+        extra += [sorted(i for i in pos if i not in sil), sorted(i for i in pos if i in sil)]
+    return list(groups.values()), [q for q in extra if q]
 
 
 def train_deltas(lang: Lang, data: GmmData, prev: GmmSystem, alis: dict[str, np.ndarray],

@@ -101,7 +101,7 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: lang and decoding graph: $data/local/dict -> $data/lang, $data/graph/HCLG.fst"
-  [ -f $data/lang/L_disambig.fst ] || prepare-lang --position-dependent-phones $position_dependent_phones \
+  [ -f $data/lang/L_disambig.fst ] || prepare-lang --position-dependent-phones=$position_dependent_phones \
     ${oov:+--oov "$oov"} $data/local/dict $data/lang
   [ -f $data/graph/HCLG.fst ] || make-loop-graph $data/lang $data/graph/HCLG.fst
 fi
@@ -124,8 +124,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   done
 fi
 
-if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ -f $data/train/phone_times ]; then
-  log "Stage 4: alignments from the synthesiser's phone timings -> $data/ali/{ali,pdf}.ark (targets of --targets exact only)"
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ $targets = exact ]; then
+  log "Stage 4: alignments from the synthesiser's phone timings -> $data/ali/{ali,pdf}.ark (the targets of --targets exact)"
   if [ ! -f $data/ali/pdf.ark ]; then
     $train_cmd $data/ali/log/ali.log ali-from-phone-times $data/lang \
       $data/train/phone_times scp:$data/train/feats.scp ark:$data/ali/ali.ark ark:$data/ali/pdf.ark

@@ -117,3 +117,11 @@ def test_kaldi_nnet_train_sh_on_our_gmm_system(own_corpus, tmp_path):
     assert counts[0] == "[" and len(counts) == num_pdfs + 2
     assert (tmp_path / "dnn" / "final.mdl").read_text().startswith("<TransitionModel>")
     assert (tmp_path / "dnn" / "final.nnet").exists()
+    # Kaldi's make_priors.sh: nnet-forward | compute-cmvn-stats per job, sum-matrices, awk on the text
+    p = run("steps/nnet/make_priors.sh", "--nj", "2", "tr", "dnn")
+    assert p.returncode == 0 and "Succeeded creating prior counts" in p.stdout, p.stdout[-2000:] + p.stderr[-2000:]
+    priors = (tmp_path / "dnn" / "prior_counts").read_text().split()
+    frames = sum(int(x) for x in subprocess.run(["feat-to-len", f"scp:{tmp_path}/tr/feats.scp", "ark,t:-"],
+                                                capture_output=True, text=True, env=env).stdout.split()[1::2])
+    assert priors[0] == "[" and priors[-1] == "]" and len(priors) == num_pdfs + 2
+    assert abs(sum(float(x) for x in priors[1:-1]) - frames) < 1e-3 * frames   # posteriors sum to one a frame

@@ -344,3 +344,30 @@ def test_position_dependent_lang_shares_pdfs_and_roots(tmp_path):
     id2p = {i: p for p, i in lang.phones.items()}
     seq = [id2p[p] for p, _, _ in phone_instances(alis["u0"], system.tm) if not id2p[p].startswith("SIL")]
     assert seq == ["k_B", "a_I", "t_E", "p_B", "a_I", "k_E"]
+
+
+def test_add_deltas_sum_matrices_and_cuda_check(tmp_path):
+    from nnetavg import backend
+    from nnetavg.asr.features import add_deltas
+    from nnetavg.io.tables import read_single, write_single
+
+    x = np.random.default_rng(9).normal(0, 1, (20, 4)).astype(np.float32)
+    with TableWriter(f"ark:{tmp_path}/f.ark", MATRIX) as w:
+        w.write("u", x)
+    cmd("add-deltas", "--delta-order=1", f"ark:{tmp_path}/f.ark", f"ark:{tmp_path}/d.ark")
+    d = dict(SequentialReader(f"ark:{tmp_path}/d.ark", MATRIX))["u"]
+    assert d.shape == (20, 8) and np.allclose(d, add_deltas(x, 1, 2)) and np.allclose(d[:, :4], x)
+    # the delta of a ramp is its slope: regression over +-2 frames
+    ramp = np.arange(10, dtype=np.float32)[:, None] * 3.0
+    assert np.allclose(add_deltas(ramp, 1, 2)[2:-2, 1], 3.0)
+    for i, m in enumerate(([[1.0, 2.0], [3.0, 4.0]], [[10.0, 20.0], [30.0, 40.0]])):
+        write_single(str(tmp_path / f"m{i}"), np.array(m), MATRIX, binary=False)
+    cmd("sum-matrices", "--binary=false", tmp_path / "sum", tmp_path / "m0", tmp_path / "m1")
+    assert np.allclose(read_single(str(tmp_path / "sum")), [[11, 22], [33, 44]])
+    write_single(str(tmp_path / "m2"), np.zeros((3, 2)), MATRIX)
+    bad = cmd("sum-matrices", tmp_path / "s2", tmp_path / "m0", tmp_path / "m2", check=False)
+    assert bad.returncode == 1 and "m2: a 3x2 matrix, the first was 2x2" in bad.stderr
+    usable = backend._try_cupy()[0] is not None
+    p = cmd("cuda-gpu-available", check=False)
+    assert p.returncode == (0 if usable else 1) and "IS CUDA GPU AVAILABLE?" in p.stderr
+    assert ("softmax test on the device: OK" if usable else "NO CUDA GPU FOR COMPUTATION") in p.stderr

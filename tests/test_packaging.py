@@ -10,6 +10,8 @@ import subprocess
 import sys
 import zipfile
 
+import shutil
+
 import pytest
 
 from tests.conftest import REPO
@@ -17,7 +19,14 @@ from tests.conftest import REPO
 
 @pytest.mark.slow
 def test_wheel_install_runs_every_command(tmp_path):
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), REPO],
+    # a clean copy of what the wheel is built from: a build/ dir left in the checkout would supply
+    # stale packages and hide one missing from setup.cfg
+    src = tmp_path / "src"
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(REPO, name), src / name if src.exists() else (src.mkdir() or src / name))
+    for name in ("lib", "bin"):
+        shutil.copytree(os.path.join(REPO, name), src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(src)],
                            capture_output=True, text=True, timeout=600)
     if build.returncode != 0 and "Could not find a version that satisfies" in build.stderr:
         pytest.skip("no package index to build the wheel with (setuptools, wheel)")
@@ -27,7 +36,7 @@ def test_wheel_install_runs_every_command(tmp_path):
     lib = os.path.join(REPO, "lib")
     expected = {os.path.relpath(d, lib) for d, _, files in os.walk(os.path.join(lib, "nnetavg"))
                 if any(f.endswith(".py") for f in files) and "__pycache__" not in d}
-    assert expected | {"nnetavg/bin"} <= packaged, sorted(expected | {"nnetavg/bin"} - packaged)
+    assert expected | {"nnetavg/bin"} <= packaged, sorted((expected | {"nnetavg/bin"}) - packaged)
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

@@ -67,6 +67,20 @@ def _relabel_inputs(fst, labels: set[int]):
     return kaldifst.compile("\n".join(out) + "\n", keep_state_numbering=True)
 
 
+def _compose_h(h, clg, disambig_inputs):
+    """det(H o CLG) with H's disambiguation inputs then removed, epsilon-free and minimized."""
+    import kaldifst
+
+    kaldifst.arcsort(h, sort_type="olabel")
+    hclg = kaldifst.compose(h, clg)
+    if kaldifst.determinize_star(hclg):
+        raise NnetavgError("the HCLG graph did not determinize")
+    hclg = _relabel_inputs(hclg, set(disambig_inputs))
+    kaldifst.rmepsilon(hclg)
+    kaldifst.minimize_encoded(hclg)
+    return hclg
+
+
 def make_word_loop_graph(lang: Lang, silence_prob: float | None = None, self_loop_scale: float = 0.1):
     """HCLG of the word loop; ``silence_prob`` replaces the lang's optional-silence probability."""
     khg = import_kaldi_hmm_gmm()
@@ -86,13 +100,7 @@ def make_word_loop_graph(lang: Lang, silence_prob: float | None = None, self_loo
     ha, disambig_tids = khg.get_h_transducer(
         ilabel_info=ilabels, ctx_dep=tree, trans_model=tm, config=khg.HTransducerConfig(transition_scale=1.0)
     )
-    kaldifst.arcsort(ha, sort_type="olabel")
-    hclga = kaldifst.compose(ha, clg)
-    if kaldifst.determinize_star(hclga):
-        raise NnetavgError("the HCLG graph did not determinize")
-    hclga = _relabel_inputs(hclga, set(disambig_tids))
-    kaldifst.rmepsilon(hclga)
-    kaldifst.minimize_encoded(hclga)
+    hclga = _compose_h(ha, clg, disambig_tids)
     hclg = khg.add_self_loops(self_loop_scale=self_loop_scale, disambig_syms=[], reorder=True, trans_model=tm, ifst=hclga)
     kaldifst.arcsort(hclg, sort_type="ilabel")
     return hclg
@@ -150,13 +158,6 @@ def make_graph(lang: Lang, tm, tree, self_loop_scale: float = 0.1):
                                             central_position=tree.P, ifst=lg)
     kaldifst.arcsort(clg, sort_type="ilabel")
     text, disambig = h_transducer_text(ilabels, tm, tree, self_loop_scale)
-    h = kaldifst.compile(text)
-    kaldifst.arcsort(h, sort_type="olabel")
-    hclg = kaldifst.compose(h, clg)
-    if kaldifst.determinize_star(hclg):
-        raise NnetavgError("the HCLG graph did not determinize")
-    hclg = _relabel_inputs(hclg, set(disambig))
-    kaldifst.rmepsilon(hclg)
-    kaldifst.minimize_encoded(hclg)
+    hclg = _compose_h(kaldifst.compile(text), clg, disambig)
     kaldifst.arcsort(hclg, sort_type="ilabel")
     return hclg

@@ -224,13 +224,12 @@ e.g.:   gmm-decode-faster exp/tri1 exp/tri1/graph data/test_mfcc exp/tri1/decode
 @click.argument("data_dir")
 @click.argument("hyp_text")
 def decode_main(acoustic_scale, beam, max_active, utt_list, model_dir, graph_dir, data_dir, hyp_text, verbose):
-    import_fst = __import__("nnetavg.asr.lang", fromlist=["import_kaldi_hmm_gmm"]).import_kaldi_hmm_gmm
-    import_fst()
-    import kaldifst
-
     from nnetavg.asr.decode import DecodeOptions, FstDecoder
     from nnetavg.asr.gmm_est import GmmScorer
-    from nnetavg.asr.lang import read_symbols
+    from nnetavg.asr.lang import import_kaldi_hmm_gmm, read_symbols
+    import_kaldi_hmm_gmm()
+    import kaldifst
+
     from nnetavg.asr.models import read_model
     from nnetavg.asr.train_gmm import load_data
     from nnetavg.fileutil import atomic_output

@@ -70,3 +70,38 @@ def test_make_proto(nonlin, marker):
     assert net.components[0].params["linearity"].std() == pytest.approx(expect, rel=0.05)
     linear = Network(init_from_proto(make_proto(440, 48, 0, 64)))
     assert [c.marker for c in linear.components] == ["<AffineTransform>", "<Softmax>"]
+
+
+def test_prototypes_of_make_nnet_proto_options(tmp_path):
+    """What utils/nnet/make_nnet_proto.py writes for --bottleneck-dim, --block-softmax-dims and
+    --with-dropout, and <Copy> / <ParallelComponent> prototypes, initialise as nnet1 does."""
+    text = """<NnetProto>
+<AffineTransform> <InputDim> 12 <OutputDim> 32 <BiasMean> -2.0 <BiasRange> 4.0 <ParamStddev> 0.2 <MaxNorm> 0.0
+<Sigmoid> <InputDim> 32 <OutputDim> 32
+<Dropout> <InputDim> 32 <OutputDim> 32 <DropoutRate> 0.2
+<LinearTransform> <InputDim> 32 <OutputDim> 400 <ParamStddev> 0.5 <LearnRateCoef> 0.1
+<AffineTransform> <InputDim> 400 <OutputDim> 16 <BiasMean> 0.0 <BiasRange> 0.0 <ParamStddev> 0.1
+<BlockSoftmax> <InputDim> 16 <OutputDim> 16 <BlockDims> 10:6
+</NnetProto>"""
+    comps = init_from_proto(text, seed=3)
+    assert comps[2].rate == pytest.approx(0.2)
+    lin = comps[3]
+    assert lin.lr_coef == pytest.approx(0.1) and abs(lin.init["linearity"].std() - 0.5) < 0.02
+    assert list(comps[5].block_dims) == [10, 6]
+    y = Network(comps).forward(np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32))
+    assert np.allclose(y[:, :10].sum(1), 1.0, atol=1e-5) and np.allclose(y[:, 10:].sum(1), 1.0, atol=1e-5)
+    (tmp_path / "n.proto").write_text("<AffineTransform> <InputDim> 2 <OutputDim> 3 <ParamStddev> 0.1\n")
+    par = init_from_proto(f"""<Copy> <InputDim> 5 <OutputDim> 4 <BuildVector> 1:2,5,5 </BuildVector>
+<ParallelComponent> <InputDim> 4 <OutputDim> 6 <NestedNnetProto> {tmp_path}/n.proto {tmp_path}/n.proto </NestedNnetProto>
+""")
+    assert list(par[0].indices) == [0, 1, 4, 4]
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    out = Network(par).forward(x)
+    a, b = par[1].nested
+    assert np.allclose(out, np.concatenate([a.forward(x[:, [0, 1]]), b.forward(x[:, [4, 4]])], axis=1), atol=1e-6)
+    for bad, msg in (("<BlockSoftmax> <InputDim> 16 <OutputDim> 16 <BlockDims> 10:5", "sum to 16"),
+                     ("<Copy> <InputDim> 3 <OutputDim> 2 <BuildVector> 1,4 </BuildVector>", "columns in 1..3"),
+                     ("<Dropout> <InputDim> 3 <OutputDim> 3 <DropoutRate> 1.5", r"must be in \[0, 1\)"),
+                     ("<ParallelComponent> <InputDim> 3 <OutputDim> 3", "needs <NestedNnetFilename>")):
+        with pytest.raises(FormatError, match=msg):
+            init_from_proto(bad)

@@ -14,7 +14,13 @@ A prototype has one component per line; note that it gives ``<InputDim>`` before
 Initialisation follows ``AffineTransform::InitData``: weights ~ N(0, ParamStddev^2), biases
 ~ U(BiasMean - BiasRange/2, BiasMean + BiasRange/2), defaults BiasMean -2, BiasRange 2,
 ParamStddev 0.1. ``<Splice>`` takes ``<BuildVector> -5:5 </BuildVector>`` (Matlab-like ranges
-``a:b`` and ``a:step:b``, comma- or space-separated) or ``<ReadVector> [ ... ]``.
+``a:b`` and ``a:step:b``, comma- or space-separated) or ``<ReadVector> [ ... ]``. What
+``utils/nnet/make_nnet_proto.py`` writes beyond that is read too: ``<LinearTransform>
+<ParamStddev> s [<LearnRateCoef> c]`` (``--bn-dim``), ``<BlockSoftmax> <BlockDims> d1:d2``
+(``--block-softmax-dims``), ``<Dropout> <DropoutRate> r`` (``--dropout-opts``), and ``<Copy>
+<BuildVector> 1:5,7 </BuildVector>`` (1-based input columns) and ``<ParallelComponent>
+<NestedNnetFilename> a.nnet b.nnet </NestedNnetFilename>`` (or ``<NestedNnetProto> a.proto
+b.proto </NestedNnetProto>``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import re
 import numpy as np
 
 from nnetavg.errors import FormatError, NnetavgError
-from nnetavg.nnet.components import (AddShift, AffineTransform, Component, ParametricRelu, Rescale, Splice,
+from nnetavg.nnet.components import (AddShift, AffineTransform, BlockSoftmax, Component, Copy, Dropout,
+                                     LinearTransform, ParallelComponent, ParametricRelu, Rescale, Splice,
                                      new_component)
 
 NONLINEARITIES = {"sigmoid": "<Sigmoid>", "tanh": "<Tanh>", "relu": "<ParametricRelu>"}
@@ -59,10 +66,11 @@ def _proto_line_options(line: str, where: str) -> tuple[str, dict[str, str]]:
         raise FormatError(f"{where}: expected a component marker, found {line.strip()[:60]!r}")
     marker, rest = m.group(1), m.group(2)
     opts: dict[str, str] = {}
-    bv = re.search(r"<BuildVector>(.*?)</BuildVector>", rest, re.I)
-    if bv:
-        opts["<buildvector>"] = bv.group(1)
-        rest = rest[:bv.start()] + rest[bv.end():]
+    for tag in ("BuildVector", "NestedNnetFilename", "NestedNnetProto"):
+        bv = re.search(rf"<{tag}>(.*?)</{tag}>", rest, re.I)
+        if bv:
+            opts[f"<{tag.lower()}>"] = bv.group(1)
+            rest = rest[:bv.start()] + rest[bv.end():]
     rv = re.search(r"<ReadVector>\s*\[(.*?)\]", rest, re.I)
     if rv:
         opts["<readvector>"] = rv.group(1)
@@ -129,6 +137,36 @@ def init_from_proto(text: str, seed: int = 777, name: str = "<proto>") -> list[C
                 raise FormatError(f"{where}: <Splice> with {len(offsets)} offsets of {in_dim} dims gives "
                                   f"{len(offsets) * in_dim}, not <OutputDim> {out_dim}")
             comp.offsets = np.asarray(offsets, np.int32)
+        elif isinstance(comp, LinearTransform):
+            std = _float(opts, "<ParamStddev>", 0.1, where)
+            comp.lr_coef = _float(opts, "<LearnRateCoef>", 1.0, where)
+            comp.init = {"linearity": (rng.standard_normal((out_dim, in_dim)) * std).astype(np.float32)}
+        elif isinstance(comp, BlockSoftmax):
+            try:
+                dims = [int(d) for d in re.split(r"[,:]", opts.pop("<blockdims>", str(out_dim)))]
+            except ValueError:
+                raise FormatError(f"{where}: <BlockDims> needs dims like 10:20") from None
+            if min(dims) <= 0 or sum(dims) != out_dim or in_dim != out_dim:
+                raise FormatError(f"{where}: <BlockDims> {dims} must be positive and sum to {out_dim}")
+            comp.block_dims = np.asarray(dims, np.int32)
+        elif isinstance(comp, Dropout):
+            if "<dropoutretention>" in opts:
+                comp.rate = 1.0 - _float(opts, "<DropoutRetention>", 0.5, where)
+            comp.rate = _float(opts, "<DropoutRate>", comp.rate, where)
+            if not 0.0 <= comp.rate < 1.0:
+                raise FormatError(f"{where}: <DropoutRate> {comp.rate} must be in [0, 1)")
+        elif isinstance(comp, Copy):
+            if "<buildvector>" not in opts:
+                raise FormatError(f"{where}: <Copy> needs <BuildVector> (1-based input columns) </BuildVector>")
+            idx = np.asarray(parse_build_vector(opts.pop("<buildvector>")), np.int64) - 1
+            if idx.shape != (out_dim,) or idx.min() < 0 or idx.max() >= in_dim:
+                raise FormatError(f"{where}: <Copy> needs {out_dim} columns in 1..{in_dim}, got {idx.size}")
+            comp.indices = idx.astype(np.int32)
+        elif isinstance(comp, ParallelComponent):
+            comp.nested = _nested_nnets(opts, seed=int(rng.integers(2 ** 31)), where=where)
+            if sum(n.input_dim for n in comp.nested) != in_dim or sum(n.output_dim for n in comp.nested) != out_dim:
+                raise FormatError(f"{where}: the nested networks take {sum(n.input_dim for n in comp.nested)} inputs "
+                                  f"and give {sum(n.output_dim for n in comp.nested)} outputs, not {in_dim} -> {out_dim}")
         elif isinstance(comp, (AddShift, Rescale)):
             comp.lr_coef = _float(opts, "<LearnRateCoef>", 0.0, where)
             comp.init = {comp.pname: np.full(out_dim, _float(opts, "<InitParam>", comp.init[comp.pname][0]
@@ -139,6 +177,27 @@ def init_from_proto(text: str, seed: int = 777, name: str = "<proto>") -> list[C
     if not comps:
         raise FormatError(f"{name}: the prototype has no components")
     return comps
+
+
+def _nested_nnets(opts: dict, seed: int, where: str) -> list:
+    """The networks of a <ParallelComponent> prototype: model files or prototypes (initialised)."""
+    from nnetavg.io.nnet1 import read_nnet
+    from nnetavg.nnet.network import Network
+
+    if "<nestednnetfilename>" in opts:
+        return [read_nnet(f) for f in opts.pop("<nestednnetfilename>").split()]
+    if "<nestednnetproto>" in opts:
+        nets = []
+        for i, f in enumerate(opts.pop("<nestednnetproto>").split()):
+            try:
+                with open(f, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError as e:
+                raise FormatError(f"{where}: cannot read nested prototype {f}: {e.strerror}") from None
+            nets.append(Network(init_from_proto(text, seed + i, f)))
+        return nets
+    raise FormatError(f"{where}: <ParallelComponent> needs <NestedNnetFilename> ... </NestedNnetFilename> "
+                      "or <NestedNnetProto> ... </NestedNnetProto>")
 
 
 def _rbm_from_proto(opts: dict, in_dim: int, out_dim: int, seed: int, where: str):

@@ -105,3 +105,31 @@ def test_prototypes_of_make_nnet_proto_options(tmp_path):
                      ("<ParallelComponent> <InputDim> 3 <OutputDim> 3", "needs <NestedNnetFilename>")):
         with pytest.raises(FormatError, match=msg):
             init_from_proto(bad)
+
+
+def test_nnet_copy_sets_dropout_and_drops_components(tmp_path):
+    import subprocess
+
+    from nnetavg.io.nnet1 import read_nnet, write_nnet
+    from nnetavg.nnet.components import AffineTransform, Dropout
+
+    proto = """<AffineTransform> <InputDim> 4 <OutputDim> 6 <ParamStddev> 0.1
+<Sigmoid> <InputDim> 6 <OutputDim> 6
+<Dropout> <InputDim> 6 <OutputDim> 6 <DropoutRate> 0.2
+<AffineTransform> <InputDim> 6 <OutputDim> 3 <ParamStddev> 0.1
+<Softmax> <InputDim> 3 <OutputDim> 3
+"""
+    write_nnet(Network(init_from_proto(proto)), str(tmp_path / "a.nnet"))
+
+    def copy(*opts):
+        subprocess.run(["nnet-copy", *opts, str(tmp_path / "a.nnet"), str(tmp_path / "b.nnet")], check=True,
+                       capture_output=True)
+        return read_nnet(str(tmp_path / "b.nnet"))
+
+    b = copy("--dropout-rate=0.5")
+    assert [c.rate for c in b.components if isinstance(c, Dropout)] == [0.5]
+    b = copy("--remove-first-components=2", "--remove-last-components=1")
+    assert [type(c) for c in b.components] == [Dropout, AffineTransform] and b.input_dim == 6
+    bad = subprocess.run(["nnet-copy", "--dropout-rate=1.5", str(tmp_path / "a.nnet"), str(tmp_path / "c.nnet")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "--dropout-rate=1.5" in bad.stderr

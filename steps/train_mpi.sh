@@ -24,7 +24,7 @@ final_learning_rate=0.0008   # effective rate of the last epoch
 scale_lr_by_jobs=auto        # rank learning rate = effective rate x number of ranks: true | false |
                              # auto (true, but false with bmuf, whose block momentum supplies the factor)
 mixing=allreduce             # allreduce | butterfly | ring | bmuf (all-reduce + block momentum)
-block_momentum=0             # bmuf: block momentum eta (0: 1 - 1/ranks)
+block_momentum=-1           # bmuf: block momentum eta (-1: 1 - 1/ranks; 0: none)
 block_learning_rate=1.0      # bmuf: block learning rate zeta
 average_every=10             # mix every K minibatches
 max_change=auto              # largest change of one component per minibatch (nnet3's max-change; 0: none;

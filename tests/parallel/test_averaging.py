@@ -72,3 +72,18 @@ def test_successful_models_leaves_out_failed_nan_and_outliers(tmp_path, caplog):
     assert "job 3: no finite objective" in text and "job 4: cross-entropy 2.5000" in text and "job 6: no model" in text
     with pytest.raises(NnetavgError, match="no successful job"):
         successful_models(logs[2:3] + logs[5:], models[2:3] + models[5:])
+
+
+def test_block_momentum_zero_means_zero_and_minus_one_the_default():
+    """--block-momentum 0 is no block momentum (eta = 0), not the default; -1 asks for 1 - 1/ranks."""
+    from nnetavg.parallel.comm import PeriodicMixer
+
+    class FourRanks:
+        size = 4
+
+        def check_mixing(self, method):
+            pass
+
+    assert PeriodicMixer(FourRanks(), "bmuf", 2, block_momentum=0.0)._bmuf_args[0] == 0.0
+    assert PeriodicMixer(FourRanks(), "bmuf", 2)._bmuf_args[0] == pytest.approx(0.75)
+    assert PeriodicMixer(FourRanks(), "bmuf", 2, block_momentum=0.5)._bmuf_args[0] == 0.5

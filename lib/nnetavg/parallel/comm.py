@@ -241,13 +241,14 @@ class PeriodicMixer:
     """
 
     def __init__(self, comm: Communicator, method: str, every: int, stop_requested=None,
-                 block_momentum: float = 0.0, block_learning_rate: float = 1.0, nesterov: bool = True):
+                 block_momentum: float = -1.0, block_learning_rate: float = 1.0, nesterov: bool = True):
         comm.check_mixing(method)
         if every < 1:
             raise NnetavgError(f"--average-every must be at least 1, not {every}")
         self.comm, self.method, self.every = comm, method, every
         self._collective = "allreduce" if method == "bmuf" else method
-        self._bmuf_args = (block_momentum or default_block_momentum(comm.size), block_learning_rate, nesterov)
+        eta = default_block_momentum(comm.size) if block_momentum < 0 else block_momentum   # -1: the default
+        self._bmuf_args = (eta, block_learning_rate, nesterov)
         self.block: BlockMomentum | None = None  # the BMUF filter, made by start()
         # Preemption: a rank's request (e.g. SIGTERM) travels with the "still training" flags, so
         # all ranks agree to stop after the same mix (no collective is left unmatched).

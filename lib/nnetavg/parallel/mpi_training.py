@@ -50,7 +50,7 @@ class MPIOptions:
     num_epochs: int = dataclasses.field(default=1, metadata={"help": "Passes over each rank's archive"})
     final_learn_rate: float = dataclasses.field(default=0.0, metadata={"help": "Rate of the last epoch (exponential decay from --learn-rate; 0: constant)"})
     scale_lr_by_world_size: str = dataclasses.field(default="auto", metadata={"help": "Multiply the learning rate by the number of ranks: true | false | auto (true, except with --mixing=bmuf, whose block momentum supplies the factor)"})
-    block_momentum: float = dataclasses.field(default=0.0, metadata={"help": "--mixing=bmuf: block momentum eta (0: 1 - 1/ranks, Chen & Huo's choice)"})
+    block_momentum: float = dataclasses.field(default=-1.0, metadata={"help": "--mixing=bmuf: block momentum eta in [0, 1) (-1: 1 - 1/ranks, Chen & Huo's choice; 0: plain model averaging with the block learning rate)"})
     block_learning_rate: float = dataclasses.field(default=1.0, metadata={"help": "--mixing=bmuf: block learning rate zeta"})
     nesterov: bool = dataclasses.field(default=True, metadata={"help": "--mixing=bmuf: Nesterov block momentum (false: classical)"})
     world_size: int = dataclasses.field(default=0, metadata={"help": "Number of ranks expected (0: any); guards against a broken launcher"})

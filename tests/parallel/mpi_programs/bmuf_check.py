@@ -40,13 +40,13 @@ def main() -> int:
     steps = np.stack([np.sin(np.arange(n) * (k + 1)) * 0.01 * (k + 1) for k in range(N)])
     w0 = np.linspace(-1, 1, n)
     for nesterov in (True, False):
-        for eta, zeta in ((0.0, 1.0), (1 - 1 / N, 1.0), (0.5, 0.7)):
+        for eta, zeta in ((0.0, 1.0), (-1.0, 1.0), (0.5, 0.7)):
             net = Net(w0.astype(np.float64).copy())
             mixer = PeriodicMixer(comm, "bmuf", K, block_momentum=eta, block_learning_rate=zeta, nesterov=nesterov)
             mixer.start(net.params)
-            if eta == 0.0:  # 0 means the default, 1 - 1/N
+            if eta == -1.0:  # -1 means the default, 1 - 1/N; 0 means no block momentum
                 assert abs(mixer.block.eta - (1 - 1 / N)) < 1e-12
-                mixer.block.eta = 0.0
+            assert mixer.block.eta == (1 - 1 / N if eta == -1.0 else eta)
             for m in range(1, K * blocks + 1):
                 net.params += steps[r]
                 mixer(m, net)

@@ -44,7 +44,7 @@ def own_corpus(tmp_path_factory):
         assert w.getframerate() == 8000
     exp = tmp_path / "exp"
     p = subprocess.run(["bash", "run.sh", "--data", str(data), "--exp", str(exp), "--stage", "2", "--nj", "2",
-                        "--num-iters", "3", "--hidden-layers", "1", "--hidden-dim", "128", "--mono-gauss", "200",
+                        "--num-iters", "3", "--hidden-layers", "1", "--hidden-dim", "128", "--mono-gauss", "200", "--mono-shortest", "60",
                         "--tri1-leaves", "60", "--tri1-gauss", "300", "--cv-spk-percent", "25"],
                        cwd=RECIPE, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -64,6 +64,10 @@ def test_own_corpus_at_8khz_from_stage_2(own_corpus):
     feats_log = (data / "mfcc" / "train" / "log" / "mfcc.log").read_text()
     assert "computed mfcc features" in feats_log
     assert "agreement" not in p.stdout          # nothing to measure against without timings
+    # the monophones learn from the 60 shortest utterances (as Kaldi recipes do), their alignment covers all
+    assert "using the 60 shortest utterances" in (exp / "mono" / "log" / "train.log").read_text()
+    align_logs = " ".join(f.read_text() for f in (exp / "mono_ali" / "log").glob("align.*.log"))
+    assert sum(int(n) for n in re.findall(r"aligned (\d+) utterances", align_logs)) == 96
     assert (exp / "tri1_ali" / "num_jobs").read_text().strip() == "2"
     assert len(list((exp / "tri1_ali").glob("ali.*.gz"))) == 2
     # the DNN's targets are the triphone system's pdfs, and it decodes with that transition model

@@ -42,6 +42,8 @@ targets=tri1          # DNN targets: tri1 (the triphone GMM's alignment, as Kald
 gmm=true              # train and decode the GMM systems (needed unless --targets exact or --gmm-dir)
 gmm_dir=              # a GMM alignment dir (final.mdl, tree, ali.*.gz; e.g. Kaldi's exp/tri3_ali): its pdfs are the targets
 mono_gauss=1000       # Gaussians of the monophone system (train_mono.sh --totgauss)
+mono_shortest=0       # train the monophones on the N shortest utterances (Kaldi recipes' train_10kshort; 0: all);
+                      # mono_ali then aligns every utterance
 tri1_leaves=300       # leaves of the triphone tree and Gaussians of the triphone system (train_deltas.sh)
 tri1_gauss=3000
 oov=""                # word for transcript words missing from the lexicon (else those utterances are left out);
@@ -60,7 +62,7 @@ help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|hard
   [--num-words N] [--snr MIN:MAX] [--nj N] [--parallel files|mpi] [--num-iters N] [--optimizer sgd|ngsgd]
   [--initial-learning-rate R] [--final-learning-rate R] [--minibatch-size N] [--hidden-layers N]
   [--hidden-dim N] [--pretrain true|false] [--gmm true|false] [--targets tri1|mono|exact] [--gmm-dir DIR]
-  [--mono-gauss N] [--tri1-leaves N] [--tri1-gauss N] [--oov WORD] [--position-dependent-phones true|false] [--seed N] [--corpus-seed N] [--sample-rate HZ] [--cv-spk-percent P]
+  [--mono-gauss N] [--mono-shortest N] [--tri1-leaves N] [--tri1-gauss N] [--oov WORD] [--position-dependent-phones true|false] [--seed N] [--corpus-seed N] [--sample-rate HZ] [--cv-spk-percent P]
   [--data DIR] [--exp DIR] [--egs DIR]
 
 Bring your own corpus: Kaldi data dirs (wav.scp, text, utt2spk, spk2utt) in DATA/train and DATA/test
@@ -144,7 +146,8 @@ esac
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ $gmm = true ]; then
   log "Stage 5: GMM systems (no timings): flat-start monophones -> $exp/mono, $exp/mono_ali; triphones ($tri1_leaves leaves, $tri1_gauss Gaussians) -> $exp/tri1, $exp/tri1_ali"
   mfcc=$data/mfcc
-  steps/train_mono.sh --cmd "$train_cmd" --totgauss $mono_gauss ${oov:+--oov $oov} $mfcc/train $data/lang $exp/mono
+  steps/train_mono.sh --cmd "$train_cmd" --totgauss $mono_gauss --shortest $mono_shortest ${oov:+--oov $oov} \
+    $mfcc/train $data/lang $exp/mono
   steps/align_si.sh --cmd "$train_cmd" --nj $nj ${oov:+--oov $oov} $mfcc/train $data/lang $exp/mono $exp/mono_ali
   steps/train_deltas.sh --cmd "$train_cmd" ${oov:+--oov $oov} $tri1_leaves $tri1_gauss $mfcc/train $data/lang $exp/mono_ali $exp/tri1
   steps/align_si.sh --cmd "$train_cmd" --nj $nj ${oov:+--oov $oov} $mfcc/train $data/lang $exp/tri1 $exp/tri1_ali

@@ -9,7 +9,6 @@ import shutil
 import time
 
 import click
-import numpy as np
 
 from nnetavg.bin._common import fail, kaldi_command
 from nnetavg.io.tables import INT_VECTOR, SequentialReader

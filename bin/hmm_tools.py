@@ -9,7 +9,7 @@ import sys
 import click
 import numpy as np
 
-from nnetavg.asr.models import read_model, read_transition_model, read_tree, write_model
+from nnetavg.asr.models import read_transition_model, read_tree, write_model
 from nnetavg.bin._common import KALDI_BOOL, fail, kaldi_command
 from nnetavg.io.tables import INT_VECTOR, SequentialReader, TableWriter
 

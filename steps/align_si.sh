@@ -21,9 +21,7 @@ if [ -f "$dir/num_jobs" ] && [ "$dir/num_jobs" -nt "$src/final.mdl" ]; then
 fi
 mkdir -p "$dir/log" "$dir/split"
 rm -f "$dir"/ali.*.gz "$dir/num_jobs"
-nspk=$(wc -l < "$data/spk2utt")
-[ "$nj" -le "$nspk" ] || nj=$nspk
-awk -v nj="$nj" -v dir="$dir/split" '{ j = (NR - 1) % nj + 1; for (i = 2; i <= NF; i++) print $i > (dir "/utts." j) }' "$data/spk2utt"
+nj=$(split_by_speaker "$data/spk2utt" "$dir/split" "$nj")
 start=$(date +%s)
 $cmd JOB=1:"$nj" "$dir/log/align.JOB.log" \
   gmm-align --boost-silence "$boost_silence" ${oov:+--oov "$oov"} --utt-list "$dir/split/utts.JOB" \

@@ -43,3 +43,14 @@ start_exp_dir() {
   mkdir -p "$2/log"
   cp "$1/final.feature_transform" "$1/ali_train_pdf.counts" "$2/"
 }
+
+# split_by_speaker SPK2UTT DIR NJ: the speakers' utterances in round robin over NJ lists
+# DIR/utts.1 .. DIR/utts.J, J = min(NJ, number of speakers); prints J (the jobs to run).
+split_by_speaker() {
+  local spk2utt=$1 dir=$2 nj=$3 nspk
+  nspk=$(wc -l < "$spk2utt")
+  [ "$nj" -le "$nspk" ] || nj=$nspk
+  mkdir -p "$dir"
+  awk -v nj="$nj" -v dir="$dir" '{ j = (NR - 1) % nj + 1; for (i = 2; i <= NF; i++) print $i > (dir "/utts." j) }' "$spk2utt"
+  echo "$nj"
+}

@@ -39,9 +39,7 @@ if [ -f "$dir/wer" ] && [ "$dir/wer" -nt "$srcdir/$model" ]; then
 fi
 
 # Split the speakers into nj lists of utterances (round robin over speakers).
-nspk=$(wc -l < "$data/spk2utt")
-[ "$nj" -le "$nspk" ] || nj=$nspk
-awk -v nj="$nj" -v dir="$dir/split" '{ j = (NR - 1) % nj + 1; for (i = 2; i <= NF; i++) print $i > (dir "/utts." j) }' "$data/spk2utt"
+nj=$(split_by_speaker "$data/spk2utt" "$dir/split" "$nj")
 for j in $(seq "$nj"); do
   awk 'NR == FNR { keep[$1] = 1; next } ($1 in keep)' "$dir/split/utts.$j" "$data/feats.scp" > "$dir/split/feats.$j.scp"
 done

@@ -18,9 +18,7 @@ if [ -f "$dir/wer" ] && [ "$dir/wer" -nt "$mdl/final.mdl" ] && [ "$dir/wer" -nt 
   echo "$0: $dir/wer is up to date: $(head -1 "$dir/wer")"; exit 0
 fi
 mkdir -p "$dir/log" "$dir/split"
-nspk=$(wc -l < "$data/spk2utt")
-[ "$nj" -le "$nspk" ] || nj=$nspk
-awk -v nj="$nj" -v dir="$dir/split" '{ j = (NR - 1) % nj + 1; for (i = 2; i <= NF; i++) print $i > (dir "/utts." j) }' "$data/spk2utt"
+nj=$(split_by_speaker "$data/spk2utt" "$dir/split" "$nj")
 $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
   gmm-decode-faster --acoustic-scale "$acoustic_scale" --beam "$beam" --utt-list "$dir/split/utts.JOB" \
     "$mdl" "$graph" "$data" "$dir/hyp.JOB.txt"

@@ -24,18 +24,13 @@ def _lang(lang_dir):
 def _utt_list(data, utt_list):
     if not utt_list:
         return data
-    keep = {line.split()[0] for line in open(utt_list) if line.strip()}
-    data.feats = {u: x for u, x in data.feats.items() if u in keep}
-    data.words = {u: w for u, w in data.words.items() if u in keep}
-    return data
+    return data.keep(line.split()[0] for line in open(utt_list) if line.strip())
 
 
 def _shortest(data, n):
     if n and n < len(data.utts):
-        keep = set(sorted(data.utts, key=lambda u: (len(data.feats[u]), u))[:n])
-        data.feats = {u: x for u, x in data.feats.items() if u in keep}
-        data.words = {u: w for u, w in data.words.items() if u in keep}
         log.info("using the %d shortest utterances", n)
+        return data.keep(sorted(data.utts, key=lambda u: (len(data.feats[u]), u))[:n])
     return data
 
 

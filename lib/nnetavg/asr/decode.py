@@ -16,6 +16,16 @@ from nnetavg.asr.lang import Lang, import_kaldi_hmm_gmm
 from nnetavg.errors import NnetavgError
 
 
+def transition_scores(utt: str, pdf_loglikes: np.ndarray, tid_to_pdf: np.ndarray, num_pdfs: int,
+                      acoustic_scale: float) -> np.ndarray:
+    """A (T x num_pdfs) log-likelihood matrix, scaled and expanded to transition ids (column
+    ``tid - 1`` holds the score of ``pdf(tid)``): what DecodableCtc reads."""
+    if pdf_loglikes.ndim != 2 or pdf_loglikes.shape[1] != num_pdfs:
+        raise NnetavgError(f"utterance {utt}: log-likelihoods have {pdf_loglikes.shape[-1]} columns, "
+                           f"the transition model has {num_pdfs} pdfs")
+    return np.ascontiguousarray(acoustic_scale * pdf_loglikes[:, tid_to_pdf], dtype=np.float32)
+
+
 @dataclass
 class DecodeOptions:
     beam: float = 13.0  # decoding beam (Kaldi's steps/nnet/decode.sh)
@@ -50,12 +60,7 @@ class Decoder:
 
     def decode_mapped(self, utt: str, pdf_loglikes: np.ndarray):
         """Words and total score for one utterance's (T x num_pdfs) log-likelihoods; None if it failed."""
-        if pdf_loglikes.ndim != 2 or pdf_loglikes.shape[1] != self.tm.num_pdfs:
-            raise NnetavgError(
-                f"utterance {utt}: log-likelihoods have {pdf_loglikes.shape[-1]} columns, "
-                f"the transition model has {self.tm.num_pdfs} pdfs"
-            )
-        scores = np.ascontiguousarray(self.opts.acoustic_scale * pdf_loglikes[:, self.tid_to_pdf], dtype=np.float32)
+        scores = transition_scores(utt, pdf_loglikes, self.tid_to_pdf, self.tm.num_pdfs, self.opts.acoustic_scale)
         return self._run(utt, self.khg.DecodableCtc(scores))
 
     def decode_gmm(self, utt: str, am, feats: np.ndarray):
@@ -79,10 +84,7 @@ class FstDecoder:
 
     def decode(self, utt: str, pdf_loglikes: np.ndarray):
         """(words, alignment) for a (T x num_pdfs) log-likelihood matrix; None if no final state."""
-        if pdf_loglikes.ndim != 2 or pdf_loglikes.shape[1] != self.tm.num_pdfs:
-            raise NnetavgError(f"utterance {utt}: log-likelihoods have {pdf_loglikes.shape[-1]} columns, "
-                               f"the model has {self.tm.num_pdfs} pdfs")
-        scores = np.ascontiguousarray(self.opts.acoustic_scale * pdf_loglikes[:, self.tid_to_pdf], dtype=np.float32)
+        scores = transition_scores(utt, pdf_loglikes, self.tid_to_pdf, self.tm.num_pdfs, self.opts.acoustic_scale)
         self.decoder.decode(self.khg.DecodableCtc(scores))
         if not self.decoder.reached_final():
             return None

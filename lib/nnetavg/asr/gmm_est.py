@@ -48,13 +48,13 @@ class GmmScorer:
         self.sizes = np.array([g.num_gauss for g in am.pdfs])
         self.starts = np.r_[0, np.cumsum(self.sizes)[:-1]]
         self.comp2pdf = np.repeat(np.arange(am.num_pdfs), self.sizes)
+        # scoring runs in single precision, as Kaldi's decodable scores
+        self._a32, self._b32, self._g32 = (self.a.astype(np.float32), self.b.astype(np.float32),
+                                           self.gconst.astype(np.float32))
 
     def component_loglikes(self, x: np.ndarray) -> np.ndarray:
-        """(N x num_gauss), in single precision (as Kaldi's decodable scores)."""
+        """(N x num_gauss), in single precision."""
         x = np.asarray(x, dtype=np.float32)
-        if not hasattr(self, "_b32"):
-            self._a32, self._b32, self._g32 = (self.a.astype(np.float32), self.b.astype(np.float32),
-                                               self.gconst.astype(np.float32))
         out = x @ self._b32.T
         out += (x * x) @ self._a32.T
         out += self._g32
@@ -66,8 +66,6 @@ class GmmScorer:
         pdfs = np.asarray(pdfs)
         sizes = self.sizes[pdfs]
         rows = np.concatenate([np.arange(s, s + n) for s, n in zip(self.starts[pdfs], sizes)])
-        if not hasattr(self, "_b32"):
-            self.component_loglikes(np.zeros((0, self.a.shape[1]), np.float32))
         x = np.asarray(x, dtype=np.float32)
         comp = x @ self._b32[rows].T
         comp += (x * x) @ self._a32[rows].T
@@ -119,12 +117,6 @@ class GmmAccs:
             self.x[c] += post.T @ xp
             self.x2[c] += post.T @ (xp * xp)
         self.frames += len(pdfs)
-
-    def add(self, other: "GmmAccs") -> None:
-        for name in ("occ", "x", "x2", "trans"):
-            getattr(self, name).__iadd__(getattr(other, name))
-        self.loglike += other.loglike
-        self.frames += other.frames
 
 
 def mle_update(am: AmDiagGmm, accs: GmmAccs, opts: MleOptions = MleOptions()) -> tuple[AmDiagGmm, dict]:

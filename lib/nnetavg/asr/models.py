@@ -23,6 +23,7 @@ needed to read or write them.
 
 from __future__ import annotations
 
+import abc
 import io
 import math
 import struct
@@ -62,18 +63,6 @@ class Topology:
 
     def num_pdf_classes(self, phone: int) -> int:
         return 1 + max(s.pdf_class for s in self.entry(phone))
-
-    def min_length(self, phone: int) -> int:
-        """Fewest frames a phone can take (shortest path from state 0 to the final state)."""
-        entry = self.entry(phone)
-        dist = [math.inf] * len(entry)
-        dist[0] = 0
-        for _ in entry:
-            for s, st in enumerate(entry):
-                for d, _ in st.transitions:
-                    if d != s:
-                        dist[d] = min(dist[d], dist[s] + 1)
-        return int(dist[-1])
 
     @classmethod
     def parse(cls, text: str) -> "Topology":
@@ -169,16 +158,17 @@ class Topology:
 
 # --------------------------------------------------------------------------- event maps (trees)
 
-class EventMap:
+class EventMap(abc.ABC):
     """A decision tree over events: {key: value} with keys -1 (pdf class) and 0..N-1 (phones of
-    the context window)."""
+    the context window). The three kinds below are Kaldi's."""
 
+    @abc.abstractmethod
     def lookup(self, event: dict[int, int]) -> int | None:
-        raise NotImplementedError
+        """The answer for a complete event, None where the tree has no answer (a NULL entry)."""
 
+    @abc.abstractmethod
     def multimap(self, event: dict[int, int], out: set[int]) -> None:
         """All answers reachable when the keys missing from ``event`` may take any value."""
-        raise NotImplementedError
 
     def max_answer(self) -> int:
         out: set[int] = set()
@@ -393,11 +383,16 @@ class TransitionModel:
         self.tid2pdf = np.r_[-1, trip[self.id2state[1:] - 1, 2]].astype(np.int64)
         self.tid2phone = np.r_[0, trip[self.id2state[1:] - 1, 0]].astype(np.int64)
         self.tid2hmm_state = np.r_[-1, trip[self.id2state[1:] - 1, 1]].astype(np.int64)
-        dest = [0]
+        dest, pdf_class, final = [0], [-1], [False]
         for t in range(1, tid):
             phone, hs, _ = self.triples[self.id2state[t] - 1]
-            dest.append(topo.entry(phone)[hs].transitions[self.id2index[t]][0])
+            entry = topo.entry(phone)
+            dest.append(entry[hs].transitions[self.id2index[t]][0])
+            pdf_class.append(entry[hs].pdf_class)
+            final.append(dest[-1] == len(entry) - 1)
         self.tid2dest = np.array(dest, dtype=np.int64)
+        self.tid2pdf_class = np.array(pdf_class, dtype=np.int64)   # pdf class of the source state
+        self.is_final = np.array(final)                            # into the phone's final state (Kaldi's IsFinal)
         self.is_self_loop = self.tid2dest == self.tid2hmm_state
         self.is_self_loop[0] = False
         self.num_pdfs = int(trip[:, 2].max()) + 1 if len(trip) else 0

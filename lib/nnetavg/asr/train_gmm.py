@@ -49,6 +49,13 @@ class GmmData:
     def num_frames(self) -> int:
         return sum(len(self.feats[u]) for u in self.utts)
 
+    def keep(self, utts) -> "GmmData":
+        """Only the utterances in ``utts``."""
+        keep = set(utts)
+        self.feats = {u: x for u, x in self.feats.items() if u in keep}
+        self.words = {u: w for u, w in self.words.items() if u in keep}
+        return self
+
 
 def read_text(path: str) -> dict[str, list[str]]:
     out = {}
@@ -213,8 +220,8 @@ def update(system: GmmSystem, accs: GmmAccs, num_gauss: int, power: float, min_o
     """gmm-est: ML update of the GMMs and the transitions, then mix-up towards ``num_gauss``."""
     t_impr, t_count = system.tm.update(accs.trans)
     am, info = mle_update(system.am, accs, MleOptions(min_gaussian_occupancy=min_occ))
-    occs = np.array([accs.occ[s:s + g.num_gauss].sum()
-                     for s, g in zip(np.r_[0, np.cumsum([g.num_gauss for g in system.am.pdfs])[:-1]], system.am.pdfs)])
+    sizes = np.array([g.num_gauss for g in system.am.pdfs])
+    occs = np.add.reduceat(accs.occ, np.r_[0, np.cumsum(sizes)[:-1]])      # per pdf, before the update
     system.am = mixup(am, occs, num_gauss, power=power, seed=seed)
     info.update(transition_impr=t_impr / max(t_count, 1.0), gauss=system.am.num_gauss)
     return info
@@ -243,14 +250,39 @@ def _log_pass(tag, it, stats: PassStats, info: dict | None, t0: float):
 
 
 @dataclass
-class MonoOptions:
+class EmSchedule:
+    """The passes of train_mono.sh and train_deltas.sh: realign on ``realign_iters``, grow the
+    Gaussians by equal steps to ``totgauss`` until pass ``max_iter_inc``."""
+    num_iters: int
+    max_iter_inc: int
+    totgauss: int
+    realign_iters: tuple
+    power: float = 0.25
+    boost_silence: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class MonoOptions(EmSchedule):
     num_iters: int = 40
     max_iter_inc: int = 30
     totgauss: int = 1000
-    power: float = 0.25
-    boost_silence: float = 1.0
     realign_iters: tuple = MONO_REALIGN
-    seed: int = 0
+
+
+def em_passes(tag: str, system: "GmmSystem", data: GmmData, graphs: dict, alis: dict, opts: EmSchedule) -> dict:
+    """Passes 1 .. num_iters-1 after the first estimate: (re)align, accumulate, update, mix up.
+    Returns the last alignments."""
+    num_gauss = system.tm.num_pdfs
+    inc = max(0, (opts.totgauss - num_gauss) // opts.max_iter_inc)
+    for x in range(1, opts.num_iters):
+        t0 = time.time()
+        accs, alis, stats = em_pass(system, data, graphs, alis, x in opts.realign_iters, opts.boost_silence)
+        info = update(system, accs, num_gauss, opts.power, 10.0, opts.seed + x)
+        _log_pass(tag, x, stats, info, t0)
+        if x <= opts.max_iter_inc:
+            num_gauss += inc
+    return alis
 
 
 def train_mono(lang: Lang, data: GmmData, opts: MonoOptions = MonoOptions()) -> tuple[GmmSystem, dict]:
@@ -268,21 +300,11 @@ def train_mono(lang: Lang, data: GmmData, opts: MonoOptions = MonoOptions()) -> 
         a = equal_align(g, tm, len(data.feats[u]), u)
         if a is not None:
             alis[u] = a
-    num_gauss = tm.num_pdfs
-    inc = (opts.totgauss - num_gauss) // opts.max_iter_inc
     accs, alis, stats = em_pass(system, data, graphs, alis, realign=False)
     stats.failed = [u for u in graphs if u not in alis]
-    info = update(system, accs, num_gauss, opts.power, 3.0, opts.seed)
+    info = update(system, accs, tm.num_pdfs, opts.power, 3.0, opts.seed)   # gmm-est --min-gaussian-occupancy=3
     _log_pass("mono", 0, stats, info, t0)
-    for x in range(1, opts.num_iters):
-        t0 = time.time()
-        realign = x in opts.realign_iters
-        accs, alis, stats = em_pass(system, data, graphs, alis, realign, opts.boost_silence)
-        info = update(system, accs, num_gauss, opts.power, 10.0, opts.seed + x)
-        _log_pass("mono", x, stats, info, t0)
-        if x <= opts.max_iter_inc:
-            num_gauss += inc
-    return system, alis
+    return system, em_passes("mono", system, data, graphs, alis, opts)
 
 
 def align(system: GmmSystem, data: GmmData, boost: float = 1.0) -> tuple[dict, list]:
@@ -318,17 +340,14 @@ DELTAS_REALIGN = (10, 20, 30)
 
 
 @dataclass
-class DeltasOptions:
-    num_leaves: int = 300
-    totgauss: int = 3000
+class DeltasOptions(EmSchedule):
     num_iters: int = 35
     max_iter_inc: int = 25
-    power: float = 0.25
-    boost_silence: float = 1.0
+    totgauss: int = 3000
     realign_iters: tuple = DELTAS_REALIGN
+    num_leaves: int = 300
     thresh: float = 300.0            # build-tree --thresh
     cluster_thresh: float = -1.0     # build-tree --cluster-thresh (-1: the last split's gain)
-    seed: int = 0
 
 
 def phone_sets(lang: Lang) -> tuple[list[list[int]], list[list[int]]]:
@@ -376,15 +395,4 @@ def train_deltas(lang: Lang, data: GmmData, prev: GmmSystem, alis: dict[str, np.
              "%.1f), %.1fs", len(stats.count), len(questions), info["leaves_after_split"], info["pdfs"],
              info["cluster_thresh"], time.time() - t0)
     alis = {u: convert_alignment(a, prev.tm, tm, tree) for u, a in alis.items()}
-    graphs = compile_graphs(system, data)
-    num_gauss = tm.num_pdfs
-    inc = max(0, (opts.totgauss - num_gauss) // opts.max_iter_inc)
-    for x in range(1, opts.num_iters):
-        t0 = time.time()
-        realign = x in opts.realign_iters
-        accs, alis, stats_x = em_pass(system, data, graphs, alis, realign, opts.boost_silence)
-        upd = update(system, accs, num_gauss, opts.power, 10.0, opts.seed + x)
-        _log_pass("tri", x, stats_x, upd, t0)
-        if x <= opts.max_iter_inc:
-            num_gauss += inc
-    return system, alis, info
+    return system, em_passes("tri", system, data, compile_graphs(system, data), alis, opts), info

@@ -44,8 +44,7 @@ def phone_instances(tids: np.ndarray, tm: TransitionModel) -> list[tuple[int, in
         return []
     phone = tm.tid2phone[tids]
     hs = tm.tid2hmm_state[tids]
-    final = np.array([len(tm.topo.entry(int(p))) - 1 for p in phone])
-    to_final = tm.tid2dest[tids] == final
+    to_final = tm.is_final[tids]
     prev_other = np.r_[True, (hs[:-1] != 0) | (phone[:-1] != phone[1:]) | to_final[:-1]]
     starts = np.nonzero((hs == 0) & prev_other)[0]
     if len(starts) == 0 or starts[0] != 0:
@@ -61,29 +60,22 @@ class TreeStats:
     x: np.ndarray            # (E, D)
     x2: np.ndarray           # (E, D)
 
-    def merged(self, other: "TreeStats") -> "TreeStats":
-        return sum_tree_stats([self, other])
 
-
-def sum_tree_stats(parts: list[TreeStats]) -> TreeStats:
-    ev = np.concatenate([p.events for p in parts])
-    uniq, inv = np.unique(ev, axis=0, return_inverse=True)
+def pool_events(events: np.ndarray, x: np.ndarray) -> TreeStats:
+    """Frames' events and features pooled into one row of statistics per distinct event."""
+    uniq, inv = np.unique(events, axis=0, return_inverse=True)
     inv = inv.ravel()
-    n = len(uniq)
-    count = np.bincount(inv, np.concatenate([p.count for p in parts]), minlength=n)
-    d = parts[0].x.shape[1]
-    x = np.zeros((n, d))
-    x2 = np.zeros((n, d))
-    np.add.at(x, inv, np.concatenate([p.x for p in parts]))
-    np.add.at(x2, inv, np.concatenate([p.x2 for p in parts]))
-    return TreeStats(uniq, count, x, x2)
+    sx = np.zeros((len(uniq), x.shape[1]))
+    sx2 = np.zeros((len(uniq), x.shape[1]))
+    np.add.at(sx, inv, x)
+    np.add.at(sx2, inv, x * x)
+    return TreeStats(uniq, np.bincount(inv, minlength=len(uniq)).astype(np.float64), sx, sx2)
 
 
 def acc_tree_stats(tm: TransitionModel, feats: dict[str, np.ndarray], alis: dict[str, np.ndarray],
                    ci_phones: set[int]) -> TreeStats:
     """Kaldi's acc-tree-stats with context width 3."""
     rows, xs = [], []
-    topo = tm.topo
     for utt, tids in alis.items():
         x = feats[utt]
         inst = phone_instances(tids, tm)
@@ -94,21 +86,10 @@ def acc_tree_stats(tm: TransitionModel, feats: dict[str, np.ndarray], alis: dict
             if phone in ci_phones:
                 left = right = 0
             ev[a:b, 0], ev[a:b, 1], ev[a:b, 2] = left, phone, right
-        hs = tm.tid2hmm_state[tids]
-        ev[:, 3] = [topo.entry(int(p)).__getitem__(int(h)).pdf_class for p, h in zip(ev[:, 1], hs)]
+        ev[:, 3] = tm.tid2pdf_class[tids]
         rows.append(ev)
         xs.append(np.asarray(x, np.float64))
-    ev = np.concatenate(rows)
-    x = np.concatenate(xs)
-    uniq, inv = np.unique(ev, axis=0, return_inverse=True)
-    inv = inv.ravel()
-    n = len(uniq)
-    count = np.bincount(inv, minlength=n).astype(np.float64)
-    sx = np.zeros((n, x.shape[1]))
-    sx2 = np.zeros((n, x.shape[1]))
-    np.add.at(sx, inv, x)
-    np.add.at(sx2, inv, x * x)
-    return TreeStats(uniq, count, sx, sx2)
+    return pool_events(np.concatenate(rows), np.concatenate(xs))
 
 
 def _objf(count, x, x2):
@@ -324,16 +305,17 @@ def init_model_from_stats(tree: ContextDependency, stats: TreeStats, topo: Topol
 
 
 def convert_alignment(tids: np.ndarray, old: TransitionModel, new: TransitionModel, tree: ContextDependency) -> np.ndarray:
-    """convert-ali: the same phones, states and transitions, with the pdfs of the new tree."""
+    """convert-ali: the same phones, states and transitions, with the pdfs of the new tree (the
+    topology is shared, so a transition keeps its index within its state)."""
     inst = phone_instances(tids, old)
     out = np.empty_like(tids)
+    hs_of, index_of, class_of = old.tid2hmm_state[tids], old.id2index[tids], old.tid2pdf_class[tids]
     for i, (phone, a, b) in enumerate(inst):
         left = inst[i - 1][0] if i > 0 else 0
         right = inst[i + 1][0] if i + 1 < len(inst) else 0
         window = (left, phone, right) if tree.N == 3 else (phone,)
-        entry = old.topo.entry(phone)
-        for t in range(a, b):
-            hs = int(old.tid2hmm_state[tids[t]])
-            pdf = tree.compute(window, entry[hs].pdf_class)
-            out[t] = new.tid(phone, hs, pdf, int(old.tid2dest[tids[t]]))
+        first = {}   # hmm state -> first transition id of its transition state in the new model
+        for hs, c in set(zip(hs_of[a:b].tolist(), class_of[a:b].tolist())):
+            first[hs] = new.state2id[new.tstate(phone, hs, tree.compute(window, c))]
+        out[a:b] = [first[h] for h in hs_of[a:b].tolist()] + index_of[a:b]
     return out

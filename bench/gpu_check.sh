@@ -11,13 +11,15 @@ set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 py=$top/.venv/bin/python
 budget=480
+keep=
 gpu=yes
 dims=440-6x2048-8806
 while [ $# -gt 0 ]; do
   case $1 in
     --budget-seconds) budget=$2; shift 2 ;;
+    --keep) keep=$2; shift 2 ;;   # copy every check's log (and the step table) into this folder
     --cpu) gpu=no; dims=440-2x256-48; shift ;;   # the same checks on the CPU: tests the script itself
-    *) echo "usage: $0 [--budget-seconds S] [--cpu]" >&2; exit 1 ;;
+    *) echo "usage: $0 [--budget-seconds S] [--keep DIR] [--cpu]" >&2; exit 1 ;;
   esac
 done
 cd "$top" || exit 1
@@ -28,7 +30,7 @@ if [ $gpu = yes ] && ! "$py" -c 'import cupy, sys; sys.exit(0 if cupy.is_availab
 fi
 out=$(mktemp -d)
 export out
-trap 'rm -rf "$out"' EXIT
+trap '[ -n "$keep" ] && mkdir -p "$keep" && cp "$out"/*.log "$out"/*.md "$keep"/ 2>/dev/null; rm -rf "$out"' EXIT
 start=$SECONDS
 rows=()
 fail=0

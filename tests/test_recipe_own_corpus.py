@@ -2,8 +2,8 @@
 utt2spk, spk2utt) and a dict dir, nothing else (no phone timings, no alignments), 8 kHz audio.
 The recipe from --stage 2 builds the lang, the features (at the wav's own rate), the flat-start
 monophone and the triphone GMM systems, the DNN on the triphone system's pdfs, and a WER for each.
-Then Kaldi's own steps/nnet/train.sh (from ../shared/kaldi, unchanged) trains on that GMM system's
-alignment dir with our binaries first on PATH."""
+Then Kaldi's own steps/nnet/train.sh, make_priors.sh, decode.sh and local/score.sh (from
+../shared/kaldi, unchanged) train, decode and score on that GMM system with our binaries first on PATH."""
 
 import os
 import re
@@ -129,3 +129,25 @@ def test_kaldi_nnet_train_sh_on_our_gmm_system(own_corpus, tmp_path):
                                                 capture_output=True, text=True, env=env).stdout.split()[1::2])
     assert priors[0] == "[" and priors[-1] == "]" and len(priors) == num_pdfs + 2
     assert abs(sum(float(x) for x in priors[1:-1]) - frames) < 1e-3 * frames   # posteriors sum to one a frame
+
+    # Kaldi's decode.sh (nnet-forward | latgen-faster-mapped) and local/score.sh (score_kaldi.sh:
+    # lattice-scale | lattice-add-penalty | lattice-best-path, compute-wer, align-text,
+    # compute-wer-bootci) on a const HCLG, as utils/mkgraph.sh leaves it
+    import kaldifst
+    graph = tmp_path / "graph"
+    graph.mkdir()
+    shutil.copy(exp / "tri1" / "graph" / "words.txt", graph / "words.txt")
+    kaldifst.StdConstFst(kaldifst.StdVectorFst.read(str(exp / "tri1" / "graph" / "HCLG.fst"))).write(str(graph / "HCLG.fst"))
+    (tmp_path / "local").mkdir()
+    os.symlink("../steps/score_kaldi.sh", tmp_path / "local" / "score.sh")
+    p = run("steps/nnet/decode.sh", "--nj", "2", "--acwt", "0.1", "graph", str(data / "test"), "dnn/decode_test")
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    best = (tmp_path / "dnn" / "decode_test" / "scoring_kaldi" / "best_wer").read_text()
+    m = re.match(r"%WER (\d+\.\d+) \[ \d+ / (\d+),", best)
+    assert m and float(m.group(1)) < 60.0 and int(m.group(2)) > 20, best
+    lattice_words = subprocess.run(["bash", "-c", f"lattice-best-path 'ark:gunzip -c {tmp_path}/dnn/decode_test/lat.*.gz|' "
+                                    "ark,t:- | wc -l"], capture_output=True, text=True, env=env).stdout.strip()
+    assert lattice_words == str(len((data / "test" / "text").read_text().splitlines()))   # one lattice an utterance
+    per_utt = (tmp_path / "dnn" / "decode_test" / "scoring_kaldi" / "wer_details" / "per_utt").read_text()
+    assert " ref " in per_utt and " hyp " in per_utt and " op " in per_utt
+    assert "Set1: %WER" in (tmp_path / "dnn" / "decode_test" / "scoring_kaldi" / "wer_details" / "wer_bootci").read_text()

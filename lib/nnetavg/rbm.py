@@ -75,6 +75,8 @@ class RbmTrainOptions:
     num_iters: int = dataclasses.field(default=1, metadata={"help": "Passes over the data"})
     with_bug: bool = dataclasses.field(default=True, metadata={"help": "nnet1's default: momentum at its maximum from the start"})
     report_period: int = dataclasses.field(default=200000, metadata={"help": "Frames between progress lines"})
+    drop_data: float = dataclasses.field(default=0.0, metadata={"help": "Drop each frame with this probability "
+                                                                      "(subsampling, as nnet1: 0 keeps all)"})
 
 
 def free_energy(rbm: Rbm, v) -> np.ndarray:
@@ -250,7 +252,14 @@ class RbmTrainer:
                     log.info("progress %s", kv(frames_done=self.frames_seen, reconstruction_mse=win_e / win_f,
                                                learn_rate=self.lr, momentum=self.mom))
                     win_f, win_e = 0, 0.0
+        if not 0.0 <= o.drop_data < 1.0:
+            raise NnetavgError(f"--drop-data={o.drop_data}: must be in [0, 1)")
+        drop = np.random.default_rng(o.randomizer_seed + 7919 + seed_offset)
         for x in frames(feats_rspecifier, transform, self.rbm.input_dim, counts):
+            if o.drop_data > 0.0:
+                x = x[drop.random(x.shape[0]) >= o.drop_data]
+                if x.shape[0] == 0:
+                    continue
             rand.add(x, np.zeros(x.shape[0], np.int32))
             if rand.full():
                 run(False)

@@ -176,6 +176,15 @@ def test_pretrain_dbn_style_stack(kaldi_setup):
     sh(f'rbm-train-cd1-frmshuff --learn-rate=0.01 --l2-penalty=0.0002 --num-iters=2 --verbose=1 '
        f'--feature-transform={ft} 1.rbm.init "{feats_pipe}" 1.rbm 2> rbm.1.log')
     assert re.search(r"^progress: \[ \S+ \S+ \]$", (tmp / "rbm.1.log").read_text(), re.M)
+    # --drop-data: each frame dropped with that probability (nnet1's subsampling)
+    frames = lambda log: [int(n) for n in re.findall(r"pass frames=(\d+)", (tmp / log).read_text())]  # noqa: E731
+    sh(f'rbm-train-cd1-frmshuff --learn-rate=0.01 --num-iters=2 --drop-data=0.5 '
+       f'--feature-transform={ft} 1.rbm.init "{feats_pipe}" 1.drop.rbm 2> rbm.drop.log')
+    kept, full = frames("rbm.drop.log"), frames("rbm.1.log")
+    assert len(kept) == len(full) == 2 and all(0.4 < k / f < 0.6 for k, f in zip(kept, full)), (kept, full)
+    p = subprocess.run(["bash", "-c", f'rbm-train-cd1-frmshuff --drop-data=1 1.rbm.init "{feats_pipe}" x.rbm'], cwd=tmp,
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "--drop-data=1.0: must be in [0, 1)" in p.stderr
     sh("rbm-convert-to-nnet --binary=true 1.rbm 1.dbn 2>/dev/null")
     sh(f'nnet-forward --use-gpu=yes "nnet-concat {ft} 1.dbn - |" "{feats_pipe}" ark:- 2>/dev/null | '
        f'compute-cmvn-stats ark:- - 2>/dev/null | cmvn-to-nnet - 2.cmvn 2>/dev/null')

@@ -8,6 +8,7 @@ kaldi-hmm-gmm's ``DecodableCtc`` reads. Defaults are those of Kaldi's ``steps/nn
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,17 +83,24 @@ class FstDecoder:
             beam=self.opts.beam, max_active=self.opts.max_active, min_active=self.opts.min_active))
         self.tid_to_pdf = np.asarray(tm.tid2pdf[1:], dtype=np.int64)
 
-    def decode(self, utt: str, pdf_loglikes: np.ndarray):
-        """(words, alignment) for a (T x num_pdfs) log-likelihood matrix; None if no final state."""
+    def _best_path(self, utt: str, pdf_loglikes: np.ndarray, allow_partial: bool):
+        """The best path as kaldifst text (``src dst tid word graph,acoustic``, acoustic scaled), and
+        whether a final state was reached; None if there is no path."""
         scores = transition_scores(utt, pdf_loglikes, self.tid_to_pdf, self.tm.num_pdfs, self.opts.acoustic_scale)
         self.decoder.decode(self.khg.DecodableCtc(scores))
-        if not self.decoder.reached_final():
+        final = self.decoder.reached_final()
+        if not final and not allow_partial:
             return None
         ok, lat = self.decoder.get_best_path()
-        if not ok:
+        return (lat.to_str(), final) if ok else None
+
+    def decode(self, utt: str, pdf_loglikes: np.ndarray):
+        """(words, alignment) for a (T x num_pdfs) log-likelihood matrix; None if no final state."""
+        path = self._best_path(utt, pdf_loglikes, allow_partial=False)
+        if path is None:
             return None
         words, ali = [], []
-        for line in lat.to_str().splitlines():
+        for line in path[0].splitlines():
             f = line.split()
             if len(f) >= 4:
                 if int(f[2]):
@@ -100,3 +108,14 @@ class FstDecoder:
                 if int(f[3]):
                     words.append(self.id_to_word[int(f[3])])
         return words, np.array(ali, dtype=np.int32)
+
+    def lattice(self, utt: str, pdf_loglikes: np.ndarray, allow_partial: bool = True):
+        """(CompactLattice of the best path with unscaled acoustic costs, reached a final state);
+        None if decoding found no path (or no final state and not ``allow_partial``)."""
+        from nnetavg.asr.lattice import read_lattice  # noqa: PLC0415
+        path = self._best_path(utt, pdf_loglikes, allow_partial)
+        if path is None:
+            return None
+        lat = read_lattice(io.BytesIO(b"\n" + path[0].encode() + b"\n"))
+        lat.scale(1.0, 1.0 / self.opts.acoustic_scale)
+        return lat, path[1]

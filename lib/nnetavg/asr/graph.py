@@ -161,3 +161,66 @@ def make_graph(lang: Lang, tm, tree, self_loop_scale: float = 0.1):
     hclg = _compose_h(kaldifst.compile(text), clg, disambig)
     kaldifst.arcsort(hclg, sort_type="ilabel")
     return hclg
+
+
+_FST_MAGIC = 2125659606
+
+
+def read_fst(path: str):
+    """An OpenFst graph file (Kaldi's HCLG.fst: ``const`` as utils/mkgraph.sh writes it, or
+    ``vector`` as make-graph does) as a kaldifst StdVectorFst. kaldifst reads only the vector type,
+    so a ConstFst (OpenFst's const-fst.h layout: header, state records (final weight, first arc,
+    arc count, epsilon counts), then the arcs; 16-byte aligned in file version 1) is read here."""
+    import numpy as np
+
+    import_kaldi_hmm_gmm()
+    import kaldifst
+
+    with open(path, "rb") as f:
+        data = f.read()
+
+    def string_at(pos: int) -> tuple[str, int]:
+        n = int.from_bytes(data[pos:pos + 4], "little")
+        return data[pos + 4:pos + 4 + n].decode(errors="replace"), pos + 4 + n
+
+    if len(data) < 8 or int.from_bytes(data[:4], "little") != _FST_MAGIC:
+        raise NnetavgError(f"{path}: not an OpenFst binary FST (no FST magic number)")
+    fst_type, pos = string_at(4)
+    arc_type, pos = string_at(pos)
+    if arc_type != "standard":
+        raise NnetavgError(f"{path}: arc type {arc_type!r}; a decoding graph has 'standard' (tropical) arcs")
+    if fst_type == "vector":
+        fst = kaldifst.StdVectorFst.read(path)
+        if fst is None:
+            raise NnetavgError(f"{path}: cannot read the vector FST")
+        return fst
+    if fst_type != "const":
+        raise NnetavgError(f"{path}: FST type {fst_type!r}; only 'vector' and 'const' are read")
+    version, flags = np.frombuffer(data, "<i4", 2, pos)
+    start, num_states, num_arcs = np.frombuffer(data, "<i8", 3, pos + 16)
+    pos += 16 + 24
+    if flags & 3:
+        raise NnetavgError(f"{path}: a graph with symbol tables inside is not read here (fstconvert it without them)")
+    aligned = version == 1 or bool(flags & 4)   # version 2 (fstconvert's default) is unaligned
+    if version not in (1, 2):
+        raise NnetavgError(f"{path}: ConstFst file version {version}; versions 1 and 2 are read")
+    align = (lambda p: -(-p // 16) * 16) if aligned else (lambda p: p)
+    pos = align(pos)
+    states = np.frombuffer(data, np.dtype([("final", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("nie", "<u4"),
+                                           ("noe", "<u4")]), int(num_states), pos)
+    pos = align(pos + states.nbytes)
+    arcs = np.frombuffer(data, np.dtype([("il", "<i4"), ("ol", "<i4"), ("w", "<f4"), ("next", "<i4")]),
+                         int(num_arcs), pos)
+    src = np.repeat(np.arange(num_states), states["narcs"].astype(np.int64))
+    order = np.argsort(src != start, kind="stable")   # the text form's first line is the start state's
+    lines = [f"{s} {d} {i} {o} {w!r}" for s, d, i, o, w in zip(src[order].tolist(), arcs["next"][order].tolist(),
+                                                            arcs["il"][order].tolist(), arcs["ol"][order].tolist(),
+                                                            arcs["w"][order].tolist())]
+    finals = np.flatnonzero(np.isfinite(states["final"]))
+    if not lines:
+        lines = [str(start)]
+    lines += [f"{s} {states['final'][s].item()!r}" for s in finals.tolist()]
+    fst = kaldifst.compile("\n".join(lines) + "\n", keep_state_numbering=True)
+    if fst.num_states != num_states and num_states:
+        raise NnetavgError(f"{path}: read {fst.num_states} of {num_states} states")
+    return fst

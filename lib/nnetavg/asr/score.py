@@ -3,6 +3,7 @@ compute-wer-bootci (95% confidence interval by bootstrap resampling of utterance
 
 from __future__ import annotations
 
+import io
 import math
 
 from dataclasses import dataclass
@@ -10,16 +11,27 @@ from dataclasses import dataclass
 from nnetavg.errors import NnetavgError
 
 
-def read_text(path: str) -> dict[str, list[str]]:
-    """``utt word word ...`` lines (an ``ark:``/``ark,t:`` prefix is accepted and ignored)."""
-    if ":" in path and path.split(":", 1)[0] in ("ark", "ark,t"):
-        path = path.split(":", 1)[1]
+def read_text(spec: str) -> dict[str, list[str]]:
+    """``utt word word ...`` lines from a file or a text-archive rspecifier (``ark:FILE``,
+    ``ark,p:-`` for standard input, ``"ark:cmd |"``)."""
+    from nnetavg.io.kaldi_basic import open_rxfilename  # noqa: PLC0415
+    from nnetavg.io.tables import is_rspecifier, parse_rspecifier  # noqa: PLC0415
+
+    name = parse_rspecifier(spec).filename if is_rspecifier(spec) else spec
+    if is_rspecifier(spec) and parse_rspecifier(spec).kind != "ark":
+        raise NnetavgError(f"{spec}: transcripts are read from a text archive (ark:), not an scp")
+    text = io.TextIOWrapper(open_rxfilename(name), encoding="utf-8")
     out = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    try:
+        for line in text:
             fields = line.split()
             if fields:
                 out[fields[0]] = fields[1:]
+    finally:
+        if name.strip() in ("", "-"):
+            text.detach()      # standard input stays open
+        else:
+            text.close()
     return out
 
 
@@ -65,3 +77,16 @@ def compute_wer(refs: dict[str, list[str]], hyps: dict[str, list[str]], replicat
     ci = kaldialign.bootstrap_wer_ci([refs[k] for k in keys], [hyps[k] for k in keys], replications=replications, seed=seed)
     # kaldialign gives mean +- 1.96 std, which can dip below 0 for a near-perfect system: clamp.
     return WerResult(errs, words, ins, dels, subs, len(keys), sent_err, max(0.0, 100 * ci["ci95min"]), 100 * ci["ci95max"])
+
+
+def select_mode(refs: dict[str, list[str]], hyps: dict[str, list[str]], mode: str):
+    """Kaldi's compute-wer --mode: ``present`` scores the references that have a hypothesis,
+    ``all`` scores every reference (a missing hypothesis is empty: all its words deleted),
+    ``strict`` demands a hypothesis for every reference. Returns (refs, hyps) to score."""
+    missing = [k for k in refs if k not in hyps]
+    if mode == "present":
+        return {k: v for k, v in refs.items() if k in hyps}, hyps
+    if missing and mode == "strict":
+        raise NnetavgError(f"{len(missing)} reference utterances have no hypothesis (e.g. {missing[0]}); "
+                           f"--mode=all scores them as empty, --mode=present leaves them out")
+    return refs, {**hyps, **{k: [] for k in missing}}

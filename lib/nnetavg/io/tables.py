@@ -9,7 +9,7 @@ Specifiers follow Kaldi (``src/util/kaldi-table.h``):
 * wspecifier: ``ark:FILE``, ``ark,t:FILE`` (text), ``ark,scp:ARK,SCP``, ``ark:-``,
   ``"ark:| cmd"``, with ``f``/``nf`` (flush) and ``p``.
 
-Objects are matrices (features, CMVN stats; compressed matrices are read too), float vectors,
+Objects are lattices (Kaldi's text CompactLattice, :mod:`nnetavg.asr.lattice`), matrices (features, CMVN stats; compressed matrices are read too), float vectors,
 int32 vectors (pdf alignments as ``ali-to-pdf`` writes them: binary with a size byte per element,
 text as ``key 0 0 5 5 ...``) and Posteriors (:mod:`nnetavg.io.posterior`; the holder ``TARGETS``
 reads either an alignment or a Posterior, so every trainer takes both). Matrix and float-vector encoding is done by kaldiio; int vectors,
@@ -40,6 +40,7 @@ MATRIX, VECTOR, INT_VECTOR = "matrix", "vector", "int_vector"
 POSTERIOR = "posterior"
 FLOAT = "float"       # one float per key (BasicHolder<float>: utterance weights)
 INT32 = "int32"       # one int32 per key (Int32Writer: feat-to-len, feat-to-dim)
+LATTICE = "lattice"   # a CompactLattice (nnetavg.asr.lattice), Kaldi's text form
 TARGETS = "targets"   # reading only: a pdf alignment (int32 vector) or a Posterior, told apart per entry
 _READ_OPTS = {"o", "no", "s", "ns", "cs", "ncs", "p", "np", "bg", "b", "t"}
 _WRITE_OPTS = {"t", "b", "f", "nf", "p"}
@@ -222,6 +223,9 @@ def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
         holder = POSTERIOR if peek is not None and looks_like_posterior(peek(23)[:23]) else INT_VECTOR
     if holder == INT_VECTOR:
         return _read_int_vector(f)
+    if holder == LATTICE:
+        from nnetavg.asr.lattice import read_lattice  # noqa: PLC0415
+        return read_lattice(f)
     if holder == FLOAT:
         return _read_float(f)
     if holder == INT32:
@@ -250,6 +254,10 @@ def _read_object(f: BinaryIO, holder: str) -> np.ndarray:
 def _write_object(f: BinaryIO, obj: np.ndarray, holder: str, binary: bool, compression: int = 0) -> None:
     if holder == POSTERIOR:
         write_posterior(f, obj, binary)
+        return
+    if holder == LATTICE:   # always the text form: Kaldi's readers take it inside binary archives too
+        from nnetavg.asr.lattice import write_lattice  # noqa: PLC0415
+        write_lattice(f, obj)
         return
     if holder == INT32:
         i = int(np.asarray(obj).reshape(-1)[0])

@@ -47,7 +47,9 @@ def ours(kind: str, dims: list[int], mb: int):
     from nnetavg.nnet.network import Network
     from nnetavg.nnet.proto import init_from_proto, make_proto
     from nnetavg.train.optim import NGSGD, SGD
+    from nnetavg.allocator import keep_freed_memory
     from nnetavg.train.trainer import Trainer, TrainOptions
+    keep_freed_memory()   # as the training commands do at their entry (NNETAVG_MALLOC=default: off)
     net = Network(init_from_proto(make_proto(dims[0], dims[-1], len(dims) - 2, dims[1]), seed=1))
     opt = NGSGD(net) if kind == "ours-ngsgd" else SGD(net)
     trainer = Trainer(net, opt, TrainOptions(learn_rate=1e-5, minibatch_size=mb))

@@ -33,6 +33,9 @@ from nnetavg.nnet.proto import init_from_proto, make_proto  # noqa: E402
 from nnetavg.parallel.comm import Communicator  # noqa: E402
 from nnetavg.train.optim import SGD  # noqa: E402
 from nnetavg.train.trainer import Trainer, TrainOptions  # noqa: E402
+from nnetavg.allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()   # as the training commands do at their entry (NNETAVG_MALLOC=default: off)
 
 PAPER = {16: 9.3, 32: 17.0}
 

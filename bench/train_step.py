@@ -39,6 +39,9 @@ from nnetavg.nnet.network import Network  # noqa: E402
 from nnetavg.nnet.proto import init_from_proto, make_proto  # noqa: E402
 from nnetavg.train.optim import NGSGD, SGD  # noqa: E402
 from nnetavg.train.trainer import Trainer, TrainOptions  # noqa: E402
+from nnetavg.allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()   # as the training commands do at their entry (NNETAVG_MALLOC=default: off)
 
 
 def parse_dims(s: str) -> tuple[int, int, int, int]:

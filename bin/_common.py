@@ -101,6 +101,7 @@ def _kaldi_spellings(args: list[str], bool_options: set[str]) -> tuple[list[str]
 
 class KaldiCommand(click.Command):
     kaldi_prefix = False   # log with Kaldi's own prefix (the commands named after Kaldi binaries)
+    tune_malloc = False    # keep freed buffers in the heap (nnetavg.allocator): training and forward commands
     kaldi_gpu = False      # --use-gpu=yes without CuPy installed: the CPU, as a Kaldi build without CUDA
 
     def parse_args(self, ctx, args):
@@ -135,6 +136,9 @@ class KaldiCommand(click.Command):
         try:
             if "use_gpu" in params:
                 backend.select_device(params["use_gpu"], kaldi_cpu_build=self.kaldi_gpu)
+            if self.tune_malloc:
+                from nnetavg.allocator import keep_freed_memory  # noqa: PLC0415
+                keep_freed_memory(announce=True)
             return super().invoke(ctx)
         except NnetavgError as exc:
             log.error("%s", exc)
@@ -149,16 +153,18 @@ class KaldiCommand(click.Command):
             formatter.write("\n" if line.strip() == "\b" else ("  " + line).rstrip() + "\n")
 
 
-def kaldi_command(fn=None, kaldi_prefix: bool = False, kaldi_gpu: bool | None = None, **kwargs):
+def kaldi_command(fn=None, kaldi_prefix: bool = False, kaldi_gpu: bool | None = None, tune_malloc: bool = False,
+                  **kwargs):
     """``@kaldi_command`` declares a command with ``--config`` and ``--verbose``;
     ``kaldi_prefix=True`` for a command named after a Kaldi binary (its log lines carry Kaldi's
     prefix, so Kaldi's scripts parse them); ``kaldi_gpu`` (default: ``kaldi_prefix``): Kaldi's
-    ``--use-gpu`` semantics, see :func:`nnetavg.backend.select_device`."""
+    ``--use-gpu`` semantics, see :func:`nnetavg.backend.select_device`; ``tune_malloc``: the
+    command sets malloc to keep freed buffers (:mod:`nnetavg.allocator`), once, logged."""
     def deco(f):
         f = click.option("--verbose", type=int, default=0, show_default=True, help="Verbose level (1 = debug)")(f)
         f = click.option("--config", type=str, default=None, expose_value=False,
                          help="File of --name=value lines read before the command line")(f)
-        cls = type("KaldiCommand", (KaldiCommand,), {"kaldi_prefix": kaldi_prefix,
+        cls = type("KaldiCommand", (KaldiCommand,), {"kaldi_prefix": kaldi_prefix, "tune_malloc": tune_malloc,
                                                      "kaldi_gpu": kaldi_prefix if kaldi_gpu is None else kaldi_gpu})
         return click.command(cls=cls, context_settings={"help_option_names": ["-h", "--help"],
                                                         "max_content_width": 110}, **kwargs)(f)

@@ -22,7 +22,7 @@ from nnetavg.train.trainer import evaluate
 log = logging.getLogger("nnetavg.bin")
 
 
-@kaldi_command(help=__doc__)
+@kaldi_command(help=__doc__, tune_malloc=True)
 @use_gpu_option
 @feature_transform_option()
 @length_tolerance_option

@@ -23,7 +23,7 @@ from nnetavg.progress import Progress
 log = logging.getLogger("nnetavg.bin")
 
 
-@kaldi_command(help=__doc__, kaldi_gpu=True)
+@kaldi_command(help=__doc__, kaldi_gpu=True, tune_malloc=True)
 @use_gpu_option
 @feature_transform_option()
 @click.option("--no-softmax", type=KALDI_BOOL, default=False, show_default=True, help="Drop a final <Softmax>, output logits")

@@ -7,12 +7,15 @@ e.g.:   nnet-learning-rate --initial=0.008 --final=0.0008 --num-jobs=4 3 10
 Exponential decay of the effective rate (Kaldi nnet2): initial * exp(iter * ln(final/initial)
 / num_iters), final on the last iteration; multiplied by --num-jobs unless
 --scale-by-jobs=false (averaging N models trained at rate r moves them about as one at r/N).
+With --change-limits-for=sgd|ngsgd, the line also gives the default max-change and
+max-param-change for that optimizer at that rate (0.75 and 2 for plain SGD when the rate is
+multiplied by more than one job, else 0 0; nnetavg.train.schedules.default_change_limits).
 """
 
 import click
 
 from nnetavg.bin._common import KALDI_BOOL, kaldi_command
-from nnetavg.train.schedules import effective_to_job_rate, exponential_rate
+from nnetavg.train.schedules import default_change_limits, effective_to_job_rate, exponential_rate
 
 
 @kaldi_command(help=__doc__)
@@ -20,11 +23,16 @@ from nnetavg.train.schedules import effective_to_job_rate, exponential_rate
 @click.option("--final", type=float, required=True, help="Effective learning rate of the last iteration")
 @click.option("--num-jobs", type=int, default=1, show_default=True)
 @click.option("--scale-by-jobs", type=KALDI_BOOL, default=True, show_default=True)
+@click.option("--change-limits-for", type=click.Choice(["", "sgd", "ngsgd"]), default="",
+              help="Also print the default max-change and max-param-change for this optimizer")
 @click.argument("iteration", type=int)
 @click.argument("num_iters", type=int)
-def main(initial, final, num_jobs, scale_by_jobs, iteration, num_iters, verbose):
+def main(initial, final, num_jobs, scale_by_jobs, change_limits_for, iteration, num_iters, verbose):
     try:
         eff = exponential_rate(initial, final, iteration, num_iters)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"{effective_to_job_rate(eff, num_jobs, scale_by_jobs):.8g}")
+    line = f"{effective_to_job_rate(eff, num_jobs, scale_by_jobs):.8g}"
+    if change_limits_for:
+        line += " %g %g" % default_change_limits(change_limits_for, num_jobs, scale_by_jobs)
+    click.echo(line)

@@ -41,7 +41,7 @@ from nnetavg.train.trainer import TrainOptions
 log = logging.getLogger("nnetavg.bin")
 
 
-@kaldi_command(help=__doc__)
+@kaldi_command(help=__doc__, tune_malloc=True)
 @trainer_arguments
 @cv_options
 @dataclass_options(AsgdOptions)

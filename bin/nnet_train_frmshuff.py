@@ -34,7 +34,7 @@ from nnetavg.train.trainer import PassStats, TrainOptions, evaluate
 log = logging.getLogger("nnetavg.bin")
 
 
-@kaldi_command(help=__doc__, kaldi_prefix=True)
+@kaldi_command(help=__doc__, kaldi_prefix=True, tune_malloc=True)
 @use_gpu_option(default="yes")
 @binary_option
 @dataclass_options(TrainOptions)

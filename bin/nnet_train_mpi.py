@@ -13,6 +13,10 @@ epoch the ranks' models are averaged exactly and evaluated on the CV set (shared
 rank 0 writes MODEL_OUT atomically at the end. An error or a NaN on any rank ends every rank
 (MPI_Abort) with the rank and the reason in the log and a non-zero exit; MODEL_OUT is then not
 written. --world-size=N makes a launcher that did not start N connected ranks an error.
+\b
+Defaults are the good ones: without --max-change/--max-param-change, plain SGD whose rate is
+multiplied by N > 1 ranks is limited as nnet3 limits it (0.75 per component, 2.0 for the model),
+otherwise nothing is; NG-SGD's --max-change-per-sample is multiplied by sqrt(N) with that rate.
 """
 
 import logging
@@ -27,23 +31,32 @@ from nnetavg.bin._train import cv_options, optimizer_options, trainer_arguments
 from nnetavg.errors import NnetavgError
 from nnetavg.io.nnet1 import read_nnet, write_nnet
 from nnetavg.io.tables import job_substitute
-from nnetavg.parallel.mpi_training import MPIOptions, train_mpi
+from nnetavg.parallel.mpi_training import MPIOptions, scale_lr_by_world_size, train_mpi
 from nnetavg.train.checkpoint import PREEMPTED_EXIT, Preempted, PreemptionFlag
 from nnetavg.train.optim import NGSGDOptions, SGDOptions, make_optimizer
+from nnetavg.train.schedules import default_change_limits
 from nnetavg.train.trainer import TrainOptions
 
 log = logging.getLogger("nnetavg.bin")
 
 
-@kaldi_command(help=__doc__)
+@kaldi_command(help=__doc__, tune_malloc=True)
 @trainer_arguments
 @dataclass_options(MPIOptions)
 @optimizer_options("sgd", state_files=False)
 @cv_options
+@click.option("--scale-limit-by-world-size", "old_scale_limit", default=None, hidden=True,
+              help="Old spelling of --scale-ng-limit-by-world-size")
 def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rspecifier, model_out, verbose,
-         optimizer, cv_feats, cv_ali, checkpoint, preempt_signals, **kw):
+         optimizer, cv_feats, cv_ali, checkpoint, preempt_signals, old_scale_limit, **kw):
     opts, sgd_opts, ng_opts, mpi = (pick(TrainOptions, kw), pick(SGDOptions, kw), pick(NGSGDOptions, kw),
                                     pick(MPIOptions, kw))
+    if old_scale_limit is not None:
+        log.warning("--scale-limit-by-world-size is now --scale-ng-limit-by-world-size")
+        mpi.scale_ng_limit_by_world_size = old_scale_limit
+    ctx = click.get_current_context()
+    unset = {name for name in ("max_change", "max_param_change")
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT}
     if bool(cv_feats) != bool(cv_ali):
         raise click.UsageError("--cv-feats and --cv-ali go together")
     from nnetavg.parallel.comm import Communicator
@@ -55,6 +68,12 @@ def main(use_gpu, binary, feature_transform, model_in, feats_rspecifier, ali_rsp
                                f"launcher does not match the MPI library (e.g. Open MPI under srun --mpi=pmi2 starts "
                                f"separate rank-0 processes); use mpiexec, or srun --mpi=pmi2 with MPICH")
         comm.check_mixing(mpi.mixing)
+        if unset:   # the default limits for this optimizer, rate and world size (one rule: default_change_limits)
+            change, param_change = default_change_limits(optimizer, comm.size, scale_lr_by_world_size(mpi))
+            opts.max_change = change if "max_change" in unset else opts.max_change
+            opts.max_param_change = param_change if "max_param_change" in unset else opts.max_param_change
+            log.info("max-change %g, max-param-change %g (%s)", opts.max_change, opts.max_param_change,
+                     "defaults: plain SGD with the rate x ranks" if change else "defaults")
         job = comm.rank + 1
         feats, ali = job_substitute(feats_rspecifier, job), job_substitute(ali_rspecifier, job)
         nnet = read_nnet(model_in, xp=device_xp())

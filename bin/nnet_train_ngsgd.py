@@ -17,7 +17,7 @@ from nnetavg.bin._common import kaldi_command
 from nnetavg.bin._train import optimizer_options, train_one_pass, trainer_arguments
 
 
-@kaldi_command(help=__doc__)
+@kaldi_command(help=__doc__, tune_malloc=True)
 @trainer_arguments
 @optimizer_options("ngsgd")
 def main(**kw):

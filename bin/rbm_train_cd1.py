@@ -29,7 +29,7 @@ from nnetavg.rbm import RbmTrainer, RbmTrainOptions
 log = logging.getLogger("nnetavg.bin")
 
 
-@kaldi_command(help=__doc__)
+@kaldi_command(help=__doc__, tune_malloc=True)
 @use_gpu_option
 @binary_option
 @dataclass_options(RbmTrainOptions)

@@ -27,13 +27,16 @@ mixing=allreduce             # allreduce | butterfly | ring | bmuf (all-reduce +
 block_momentum=-1           # bmuf: block momentum eta (-1: 1 - 1/ranks; 0: none)
 block_learning_rate=1.0      # bmuf: block learning rate zeta
 average_every=10             # mix every K minibatches
-max_change=auto              # largest change of one component per minibatch (nnet3's max-change; 0: none;
-                             # auto: 0.75 for plain SGD when the rate is multiplied by the ranks, else 0)
-max_param_change=auto        # largest change of the whole model per minibatch (0: none; auto: 2.0 where
-                             # max_change auto gives 0.75, else 0)
-scale_limit_by_jobs=sqrt     # NG-SGD: max-change-per-sample x sqrt(ranks) (sqrt) | x ranks (true) | as is (false),
-                             # applied only where the rate is multiplied by the ranks (egs/synth/s5/RESULTS.md:
+# Left empty, the options below take nnet-train-mpi's defaults (its --help says what they are):
+max_change=                  # largest change of one component per minibatch (nnet3's max-change; 0: none;
+                             # default: 0.75 for plain SGD when the rate is multiplied by the ranks, else 0)
+max_param_change=            # largest change of the whole model per minibatch (0: none; default: 2.0 where
+                             # max-change defaults to 0.75, else 0)
+scale_ng_limit_by_jobs=      # NG-SGD: max-change-per-sample x sqrt(ranks) (sqrt, the default) | x ranks (true) |
+                             # as is (false, Kaldi), where the rate is multiplied by the ranks (egs/synth/s5/RESULTS.md:
                              # sqrt gains 1-2 points at 8-32 ranks; x ranks diverges at 32)
+scale_limit_by_jobs=         # old spelling of --scale-ng-limit-by-jobs
+nesterov=                    # bmuf: Nesterov block momentum (true, the default) or classical (false)
 minibatch_size=256
 randomizer_size=32768
 seed=777
@@ -47,8 +50,8 @@ threads_per_rank=1           # BLAS threads of each rank
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
 e.g.: $0 --mixing butterfly --average-every 10 egs exp/mpi/0.nnet exp/mpi
 Options: --mpi-cmd, --num-epochs, --epoch-schedule, --initial-learning-rate, --final-learning-rate, --scale-lr-by-jobs,
-  --mixing, --block-momentum, --block-learning-rate, --average-every, --max-change, --max-param-change,
-  --scale-limit-by-jobs, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
+  --mixing, --block-momentum, --block-learning-rate, --nesterov, --average-every, --max-change, --max-param-change,
+  --scale-ng-limit-by-jobs, --minibatch-size, --randomizer-size, --seed, --optimizer, --use-gpu,
   --train-opts, --threads-per-rank"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
@@ -66,22 +69,21 @@ start_exp_dir "$egs" "$dir"   # checks the egs, sets nj
 if [ -f "$dir/final.nnet" ]; then
   echo "$0: $dir/final.nnet exists, not retraining"
 else
-  rate_scaled=$scale_lr_by_jobs
-  [ "$rate_scaled" = auto ] && { [ "$mixing" = bmuf ] && rate_scaled=false || rate_scaled=true; }
-  auto_change=0; auto_param_change=0
-  if [ "$optimizer" = sgd ] && [ "$nj" -gt 1 ] && [ "$rate_scaled" = true ]; then  # steps x ranks: nnet3's limits
-    auto_change=0.75; auto_param_change=2.0
+  if [ -n "$scale_limit_by_jobs" ]; then
+    echo "$0: WARNING: --scale-limit-by-jobs is now --scale-ng-limit-by-jobs" >&2
+    scale_ng_limit_by_jobs=$scale_limit_by_jobs
   fi
-  [ "$max_change" = auto ] && max_change=$auto_change
-  [ "$max_param_change" = auto ] && max_param_change=$auto_param_change
-  echo "$0: $nj ranks, $mixing mixing every $average_every minibatches, $optimizer, $num_epochs epochs" \
-    "(max-change $max_change, max-param-change $max_param_change)"
+  set_opts=()   # what the user set; everything else is nnet-train-mpi's default
+  [ -n "$max_change" ] && set_opts+=(--max-change="$max_change")
+  [ -n "$max_param_change" ] && set_opts+=(--max-param-change="$max_param_change")
+  [ -n "$scale_ng_limit_by_jobs" ] && set_opts+=(--scale-ng-limit-by-world-size="$scale_ng_limit_by_jobs")
+  [ -n "$nesterov" ] && set_opts+=(--nesterov="$nesterov")
+  echo "$0: $nj ranks, $mixing mixing every $average_every minibatches, $optimizer, $num_epochs epochs"
   # shellcheck disable=SC2086
   run_mpi "$dir/log/train_mpi.log" "$nj" "$threads_per_rank" \
     nnet-train-mpi --world-size="$nj" --use-gpu="$use_gpu" --optimizer="$optimizer" \
     --mixing="$mixing" --block-momentum="$block_momentum" --block-learning-rate="$block_learning_rate" \
-    --average-every="$average_every" --max-change="$max_change" --max-param-change="$max_param_change" --num-epochs="$num_epochs" --epoch-schedule="$epoch_schedule" \
-    --scale-limit-by-world-size="$scale_limit_by_jobs" \
+    --average-every="$average_every" --num-epochs="$num_epochs" --epoch-schedule="$epoch_schedule" "${set_opts[@]}" \
     --learn-rate="$initial_learning_rate" --final-learn-rate="$final_learning_rate" \
     --scale-lr-by-world-size="$scale_lr_by_jobs" --minibatch-size="$minibatch_size" \
     --randomizer-size="$randomizer_size" --randomizer-seed="$seed" $train_opts \

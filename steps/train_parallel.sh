@@ -31,8 +31,11 @@ newbob_opts=""               # e.g. "--start-halving-impr 0.01 --end-halving-imp
 scale_lr_by_jobs=true        # job learning rate = effective rate x number of jobs
 num_jobs_initial=0           # job-count ramp: jobs of the first iteration (0: no ramp, every archive every iteration)
 num_jobs_final=0             # job-count ramp: jobs of the last iteration (0: the number of archives)
-max_change=0                 # largest change of one component per minibatch (nnet3's max-change; 0: none)
-max_param_change=0           # largest change of the whole model per minibatch (0: none)
+max_change=auto              # largest change of one component per minibatch (nnet3's max-change; 0: none;
+                             # auto: 0.75 for plain SGD when the rate is multiplied by the jobs, else 0:
+                             # the rule of nnet-train-mpi, asked from nnet-learning-rate --change-limits-for)
+max_param_change=auto        # largest change of the whole model per minibatch (0: none; auto: 2.0 where
+                             # max_change auto gives 0.75, else 0)
 minibatch_size=256
 randomizer_size=32768
 seed=777                     # randomizer seed of iteration 0 (iteration x uses seed + x)
@@ -48,11 +51,13 @@ keep_job_models=false        # keep ITER.JOB.nnet after averaging
 max_objective_gap=1.0        # jobs whose cross-entropy is worse than the best job's by more are not averaged
 stage=0                      # first iteration to run (earlier finished ones are skipped anyway)
 final_model=combine          # final.nnet (exponential schedule): combine (nnet-combine of the last
-                             # --num-models-combine iterations' models on --combine-frames CV frames,
-                             # as nnet2/nnet3 end) | best-cv (the iteration with the best CV cross-entropy,
-                             # as nnet1 keeps) | last; newbob always keeps its best accepted model
-num_models_combine=0         # models combined (0: half the iterations, 1 to 10)
-combine_frames=20000         # held-out frames the combination weights are fitted on (the first of the CV set)
+                             # --num-models-combine iterations' models, chosen on --combine-frames CV
+                             # frames, as nnet3 ends) | best-cv (the iteration with the best CV
+                             # cross-entropy, as nnet1 keeps) | last; newbob keeps its best accepted model
+num_models_combine=0         # models considered (0: half the iterations, 1 to 10)
+combine_method=average       # average: the best average of the last n models (nnet3) | bfgs: weights per component (nnet2)
+combine_frames=20000         # CV frames (random whole utterances, at most half the CV set) the choice is
+                             # made on; the rest of the CV set scores last and final model (log/combine.log)
 # End configuration.
 
 help_message="Usage: $0 [options] <egs-dir> <init-model> <exp-dir>
@@ -61,7 +66,7 @@ Options: --cmd, --num-iters, --epoch-schedule, --newbob-opts, --initial-learning
   --num-jobs-initial, --num-jobs-final, --max-change, --max-param-change,
   --minibatch-size, --randomizer-size, --seed, --momentum, --l2-penalty, --optimizer, --ng-state, --use-gpu,
   --train-opts, --keep-job-models, --max-objective-gap, --stage, --final-model, --num-models-combine,
-  --combine-frames"
+  --combine-method, --combine-frames"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
 
@@ -158,12 +163,17 @@ for ((x = 0; x < num_iters; x++)); do
     state_opts+=(--ng-state-out="$dir/ng/$next.JOB.npz")
   fi
   if [ "$epoch_schedule" = newbob ]; then
-    lr=$(nnet-learning-rate --initial="$learn_rate" --final="$learn_rate" --num-jobs="$nj" \
-           --scale-by-jobs="$scale_lr_by_jobs" 0 1 2>>"$dir/log/learning_rate.log")
+    read -r lr auto_change auto_param_change < <(nnet-learning-rate --initial="$learn_rate" --final="$learn_rate" \
+      --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" --change-limits-for="$optimizer" 0 1 2>>"$dir/log/learning_rate.log")
   else
-    lr=$(nnet-learning-rate --initial="$initial_learning_rate" --final="$final_learning_rate" 2>>"$dir/log/learning_rate.log" \
-           --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" "$x" "$num_iters")
+    read -r lr auto_change auto_param_change < <(nnet-learning-rate --initial="$initial_learning_rate" \
+      --final="$final_learning_rate" --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" --change-limits-for="$optimizer" \
+      "$x" "$num_iters" 2>>"$dir/log/learning_rate.log")
   fi
+  [ -n "$lr" ] || { echo "$0: nnet-learning-rate failed (see $dir/log/learning_rate.log)" >&2; exit 1; }
+  change=$max_change; param_change=$max_param_change
+  [ "$change" = auto ] && change=$auto_change
+  [ "$param_change" = auto ] && param_change=$auto_param_change
   mkdir -p "$dir/ckpt"
   # A job that fails (after the launcher's --retries) is left out of the average, as are jobs whose
   # objective is not finite or an outlier; the step stops only when no job succeeded. A preempted
@@ -171,7 +181,7 @@ for ((x = 0; x < num_iters; x++)); do
   $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" nnet-train-simple --optimizer="$optimizer" --use-gpu="$use_gpu" \
     --learn-rate="$lr" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
     --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts "${state_opts[@]}" \
-    --max-change="$max_change" --max-param-change="$max_param_change" --checkpoint="$dir/ckpt/$x.JOB.npz" \
+    --max-change="$change" --max-param-change="$param_change" --checkpoint="$dir/ckpt/$x.JOB.npz" \
     --feature-transform="$transform" "$dir/$from.nnet" "$job_feats" \
     "$job_ali" "$dir/$x.JOB.nnet" || echo "$0: iteration $next: some training jobs failed; averaging the successful ones" >&2
   if ! nnet-successful-models --max-gap="$max_objective_gap" "$dir/log/train.$x.JOB.log" "$dir/$x.JOB.nnet" "$nj" \
@@ -190,10 +200,11 @@ for ((x = 0; x < num_iters; x++)); do
     eval "$(nnet-newbob $newbob_opts "$next" "$dir/log/compute_prob_cv.$next.log" "$newbob" 2>>"$dir/log/newbob.log")"
     decision=" $([ "$accepted" = true ] && echo accepted || echo rejected), next-learning-rate=$learn_rate"
   fi
-  echo "$0: iteration $next of $num_iters: job-learning-rate=$lr CV $cv$decision jobs=$nj" | tee -a "$dir/cv_progress"
+  echo "$0: iteration $next of $num_iters: job-learning-rate=$lr CV $cv$decision jobs=$nj max-change=$change max-param-change=$param_change" | tee -a "$dir/cv_progress"
 done
 
 case "$final_model" in combine|best-cv|last) ;; *) echo "$0: --final-model must be combine, best-cv or last" >&2; exit 1;; esac
+case "$combine_method" in average|bfgs) ;; *) echo "$0: --combine-method must be average or bfgs" >&2; exit 1;; esac
 if [ "$epoch_schedule" = newbob ]; then
   eval "$(nnet-newbob --show "$newbob" 2>>"$dir/log/newbob.log")"
   last=$best_iter
@@ -219,9 +230,16 @@ if [ ! -f "$dir/final.nnet" ] || [ "$dir/$last.nnet" -nt "$dir/final.nnet" ]; th
   else
     models=(); for ((i = last - n + 1; i <= last; i++)); do models+=("$dir/$i.nnet"); done
     $cmd "$dir/log/combine.log" nnet-combine --use-gpu="$use_gpu" --feature-transform="$transform" \
-      --num-frames="$combine_frames" "${models[@]}" "scp:$egs/cv/feats.scp" "ark:$egs/cv/ali.ark" "$dir/final.nnet"
+      --method="$combine_method" --num-frames="$combine_frames" --seed="$seed" --fit-utts-out="$dir/combine_fit_utts" \
+      "${models[@]}" "scp:$egs/cv/feats.scp" "ark:$egs/cv/ali.ark" "$dir/final.nnet"
     chosen=$(grep -o 'chosen=[^ ]*' "$dir/log/combine.log" | tail -n 1 | cut -d= -f2)
     echo "combination of $((last - n + 1))-$last.nnet ($chosen)" > "$dir/final_model"
+    # the CV utterances the choice was not made on, for figures of the final model
+    awk 'NR == FNR { fit[$1]; next } !($1 in fit)' "$dir/combine_fit_utts" "$egs/cv/feats.scp" > "$dir/cv_unseen.scp"
   fi
 fi
-echo "$0: done: $dir/final.nnet = $(cat "$dir/final_model"); last iteration CV $(cv_prob "$last"); final CV $(cv_prob final)"
+unseen=""
+if grep -q '^combination' "$dir/final_model" && [ "$dir/log/combine.log" -nt "$dir/$last.nnet" ]; then
+  unseen="; on the CV frames not used to choose it: $(grep -o 'unseen frames=.*' "$dir/log/combine.log" | tail -n 1)"
+fi
+echo "$0: done: $dir/final.nnet = $(cat "$dir/final_model"); last iteration CV $(cv_prob "$last"); final CV $(cv_prob final)$unseen"

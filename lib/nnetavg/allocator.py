@@ -12,8 +12,12 @@ page first. On the 440-3x512-68 network the SGD step is 1.27-1.32x faster withou
 reused from the heap. Peak memory did not grow (bench/memory.py: the same arrays are alive at the peak); the
 process keeps up to 1 GiB of freed heap instead of returning it at once.
 
-Only where the C library is glibc (others are left alone); ``NNETAVG_MALLOC=default`` leaves
-malloc's own settings (for comparisons). CuPy arrays have their own pool and are not affected.
+It is set by the training and forward commands at their entry (``tune_malloc`` in
+``bin/_common.py``), once per process, with a log line; importing the library or building a
+Trainer changes nothing. Only where the C library is glibc (others are left alone);
+``NNETAVG_MALLOC=default`` leaves malloc's own settings (for comparisons), and so does a
+``GLIBC_TUNABLES`` that sets any ``glibc.malloc`` tunable (the user's choice wins). CuPy arrays have
+their own pool and are not affected.
 """
 
 from __future__ import annotations
@@ -31,11 +35,24 @@ TRIM_THRESHOLD = 1 << 30
 _in_effect: bool | None = None                     # None: not tried yet in this process
 
 
-def keep_freed_memory() -> bool:
-    """Sets glibc's thresholds (the first call does it); True when they are in effect."""
+def keep_freed_memory(announce: bool = False) -> bool:
+    """Sets glibc's thresholds (the first call does it); True when they are in effect.
+    ``announce``: log (once) what was done and why."""
     global _in_effect
     if _in_effect is None:
-        _in_effect = os.environ.get("NNETAVG_MALLOC", "") != "default" and _set_thresholds()
+        if os.environ.get("NNETAVG_MALLOC", "") == "default":
+            why, _in_effect = "NNETAVG_MALLOC=default", False
+        elif "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+            why, _in_effect = "GLIBC_TUNABLES sets malloc", False
+        else:
+            _in_effect = _set_thresholds()
+            why = "" if _in_effect else "not glibc, or mallopt refused"
+        if announce:
+            if _in_effect:
+                log.info("malloc: freed blocks up to %d MiB are reused, up to %d MiB of free heap kept "
+                         "(NNETAVG_MALLOC=default: malloc's own settings)", MMAP_THRESHOLD >> 20, TRIM_THRESHOLD >> 20)
+            else:
+                log.info("malloc: its own settings (%s)", why)
     return _in_effect
 
 

@@ -20,3 +20,8 @@ class TopologyError(NnetavgError):
 
 class ObjectiveError(NnetavgError):
     """Training diverged: the objective became NaN or infinite."""
+
+
+class NonFiniteUpdate(ObjectiveError):
+    """One minibatch's update of a component is NaN or infinite (the objective is finite): the
+    trainer skips it and the components below, counts and logs it, and goes on (as nnet3 does)."""

@@ -48,7 +48,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from nnetavg.allocator import keep_freed_memory
 from nnetavg.backend import get_array_module, to_device
 from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.errors import NnetavgError
@@ -145,7 +144,6 @@ class RbmTrainer:
         if len(net.components) != 1 or not isinstance(net.components[0], Rbm):
             raise NnetavgError("CD-1 training needs a model that is one <Rbm> component")
         self.net, self.rbm, self.opts = net, net.components[0], opts
-        keep_freed_memory()
         xp = net.xp
         self._delta_flat = xp.zeros_like(net.params)
         self.delta = net.views(self._delta_flat)[0]

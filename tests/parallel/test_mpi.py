@@ -162,7 +162,7 @@ def test_limit_follows_rate_anneals_the_ng_limit_and_is_reported(four_archives, 
     epoch's rate over the first epoch's; with a limit small enough to clip every update, each
     epoch reports ng-limited-fraction=1."""
     p = mpi(2, train_args(four_archives, tmp_path / "final.nnet", "--optimizer=ngsgd", "--limit-follows-rate=true",
-                          "--max-change-per-sample=1e-6"))
+                          "--max-change-per-sample=1e-6", "--scale-ng-limit-by-world-size=false"))
     limits = [float(v) for v in re.findall(r"rank 0/2 .*epoch \d: max-change-per-sample (\S+) \(follows the rate\)",
                                            p.stderr)]
     rates = [float(v) for v in re.findall(r"rank 0/2 .*epoch \d/3 learn-rate=(\S+)", p.stderr)]
@@ -173,24 +173,26 @@ def test_limit_follows_rate_anneals_the_ng_limit_and_is_reported(four_archives, 
 
 
 def test_scale_limit_by_world_size_sqrt_multiplies_the_ng_limit(four_archives, tmp_path):
-    """--scale-limit-by-world-size=sqrt: with the rate x ranks, the limit NG-SGD applies (here
-    followed through --limit-follows-rate) is the configured one x sqrt(ranks); under BMUF, whose
-    rate is not scaled, it is left alone."""
+    """--scale-ng-limit-by-world-size=sqrt (the default): with the rate x ranks, the limit NG-SGD
+    applies (here followed through --limit-follows-rate) is the configured one x sqrt(ranks); under
+    BMUF, whose rate is not scaled, it is left alone; the old spelling still works."""
     def limits(n, *extra):
         p = mpi(n, train_args(four_archives, tmp_path / f"final{n}.nnet", "--optimizer=ngsgd", "--num-epochs=1",
                               "--final-learn-rate=0.01", "--limit-follows-rate=true", "--max-change-per-sample=1e-6",
-                              "--scale-limit-by-world-size=sqrt", *extra))
+                              *extra))
         return [float(v) for v in re.findall(rf"rank 0/{n} .*epoch 1: max-change-per-sample (\S+) \(follows",
                                              p.stderr)]
     assert limits(4) == pytest.approx([2e-6], rel=1e-3)
     assert limits(2, "--mixing=bmuf") == pytest.approx([1e-6], rel=1e-3)
+    assert limits(4, "--scale-limit-by-world-size=false") == pytest.approx([1e-6], rel=1e-3)
 
 
 def test_scale_limit_by_world_size_rejects_unknown_values():
     from nnetavg.errors import NnetavgError
     from nnetavg.parallel.mpi_training import MPIOptions, limit_scale
-    assert limit_scale(MPIOptions(scale_limit_by_world_size="sqrt"), 16) == 4.0
-    assert limit_scale(MPIOptions(scale_limit_by_world_size="true"), 16) == 16.0
-    assert limit_scale(MPIOptions(), 16) == 1.0
-    with pytest.raises(NnetavgError, match="--scale-limit-by-world-size must be"):
-        limit_scale(MPIOptions(scale_limit_by_world_size="half"), 16)
+    assert limit_scale(MPIOptions(scale_ng_limit_by_world_size="sqrt"), 16) == 4.0
+    assert limit_scale(MPIOptions(scale_ng_limit_by_world_size="true"), 16) == 16.0
+    assert limit_scale(MPIOptions(), 16) == 4.0      # sqrt by default
+    assert limit_scale(MPIOptions(scale_ng_limit_by_world_size="false"), 16) == 1.0
+    with pytest.raises(NnetavgError, match="--scale-ng-limit-by-world-size must be"):
+        limit_scale(MPIOptions(scale_ng_limit_by_world_size="half"), 16)

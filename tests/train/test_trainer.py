@@ -184,3 +184,35 @@ def test_max_change_keeps_a_diverging_rate_training(tmp_path):
     with pytest.raises(Exception, match="max-change"):
         net = tiny_net(np, np.random.default_rng(0))
         Trainer(net, SGD(net), TrainOptions(max_change=-1))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "ngsgd"])
+def test_non_finite_update_is_skipped_counted_and_logged(optimizer, caplog):
+    """A minibatch whose derivatives turn NaN below the output layer (finite objective): the
+    components from there down keep their parameters, the output layer is updated, the skip is
+    counted and logged, and training goes on (as nnet3 skips a non-finite update)."""
+    from nnetavg.train.optim import NGSGD
+    net = Network(init_from_proto(make_proto(6, 5, 2, 16), seed=3), dtype=np.float64)
+    opt = SGD(net) if optimizer == "sgd" else NGSGD(net)
+    tr = Trainer(net, opt, TrainOptions(learn_rate=0.01, minibatch_size=8))
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((8, 6)), rng.integers(0, 5, 8).astype(np.int32)
+    tr.step(x, t)                                      # NG-SGD's estimates start on a clean minibatch
+    sig = [c for c in net.components if isinstance(c, Sigmoid)][-1]
+    top = [i for i, c in enumerate(net.components) if c.updatable][-1]
+    below = [i for i, c in enumerate(net.components) if c.updatable and i < net.components.index(sig)]
+    views_before = [{k: to_numpy(v).copy() for k, v in d.items()} for d in net.views(net.params)]
+    orig = sig.backward
+    sig.backward = lambda xx, yy, dy: orig(xx, yy, dy) * np.nan    # NaN derivatives below the top layer
+    with caplog.at_level("WARNING"):
+        loss, _ = tr.step(x, t)
+    sig.backward = orig
+    assert np.isfinite(loss) and tr.nonfinite_skipped == 1
+    assert "update skipped for it and the components below (1 skipped so far)" in caplog.text
+    assert np.all(np.isfinite(to_numpy(net.params)))
+    after = [{k: to_numpy(v) for k, v in d.items()} for d in net.views(net.params)]
+    for i in below:
+        assert all(np.array_equal(after[i][k], views_before[i][k]) for k in after[i]), i    # not updated
+    assert not all(np.array_equal(after[top][k], views_before[top][k]) for k in after[top])   # updated
+    tr.step(x, t)                                      # training goes on
+    assert tr.nonfinite_skipped == 1 and np.all(np.isfinite(to_numpy(net.params)))

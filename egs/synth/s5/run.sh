@@ -42,7 +42,20 @@ help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|larg
 . ./path.sh
 . steps/parse_options.sh
 
-log() { echo "$(date +%H:%M:%S) run.sh: $*"; }
+stage_times=""; stage_name=""; stage_t0=$SECONDS
+log() {   # a "Stage N: ..." line also closes the previous stage's timing (the summary at the end)
+  if [[ "$*" == Stage\ * ]]; then
+    [ -z "$stage_name" ] || stage_times+="${stage_times:+, }$stage_name $((SECONDS - stage_t0)) s"
+    stage_name=${1%%:*}; stage_t0=$SECONDS
+  fi
+  echo "$(date +%H:%M:%S) run.sh: $*"
+}
+finish_timing() {
+  [ -z "$stage_name" ] || stage_times+="${stage_times:+, }$stage_name $((SECONDS - stage_t0)) s"
+  local total="$((SECONDS / 60))m$((SECONDS % 60))s"
+  log "wall time $total ($stage_times)"
+  mkdir -p "$exp" && echo "$total ($stage_times) $(date +%Y-%m-%d) $(nproc) cores" > "$exp/wall_time"
+}
 [ -z "$lr_schedule" ] || { echo "run.sh: WARNING: --lr-schedule is now --epoch-schedule" >&2; epoch_schedule=$lr_schedule; }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -107,9 +120,14 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: evaluate on the CV speakers: $exp/*/final.nnet"
   for m in dnn linear; do
     [ -f $exp/$m/final.nnet ] || continue
+    # the CV utterances the final model was not chosen on (all of them without a combination)
+    cv_scp=$egs/cv/feats.scp; what="CV"
+    if [ -s $exp/$m/cv_unseen.scp ] && grep -q '^combination' $exp/$m/final_model 2>/dev/null; then
+      cv_scp=$exp/$m/cv_unseen.scp; what="CV (the $(wc -l < $cv_scp) utterances not used to choose the final model)"
+    fi
     nnet-compute-prob --feature-transform $exp/$m/final.feature_transform $exp/$m/final.nnet \
-      scp:$egs/cv/feats.scp ark:$egs/cv/ali.ark 2>$exp/$m/log/final_cv.log > $exp/$m/final_cv
-    log "$m: CV $(cat $exp/$m/final_cv)"
+      scp:$cv_scp ark:$egs/cv/ali.ark 2>$exp/$m/log/final_cv.log > $exp/$m/final_cv
+    log "$m: $what $(cat $exp/$m/final_cv)"
   done
   chance=$(awk 'BEGIN{print 1/'$num_pdfs'}')
   log "chance frame accuracy 1/$num_pdfs = $chance"
@@ -121,3 +139,4 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   nnet-report --out $exp/report $exps 2> $exp/report.log || { cat $exp/report.log >&2; exit 1; }
   log "report: $exp/report/summary.md ($(ls $exp/report/*.png | wc -l) plots)"
 fi
+finish_timing

@@ -56,7 +56,7 @@ class MPIOptions:
     world_size: int = dataclasses.field(default=0, metadata={"help": "Number of ranks expected (0: any); guards against a broken launcher"})
     cuda_aware_mpi: bool = dataclasses.field(default=False, metadata={"help": "Hand GPU buffers to MPI directly (no host staging)"})
     epoch_schedule: str = dataclasses.field(default="exponential", metadata={"help": "Between epochs: exponential (to --final-learn-rate) | newbob (nnet1's accept/reject and halving; needs --cv-feats; --num-epochs is the maximum)"})
-    scale_limit_by_world_size: str = dataclasses.field(default="false", metadata={"help": "NG-SGD: multiply --max-change-per-sample by the ranks as well when the rate is: false | sqrt (x sqrt(ranks)) | true (x ranks)"})
+    scale_ng_limit_by_world_size: str = dataclasses.field(default="sqrt", metadata={"help": "NG-SGD: where the rate is multiplied by the ranks, multiply its --max-change-per-sample by sqrt(ranks) (sqrt), the ranks (true) or not (false). Our departure from Kaldi, which never scales it: sqrt gained 1-2 points at 8-32 ranks on the synthetic corpus, x ranks diverged at 32 (egs/synth/s5/RESULTS.md)"})
     limit_follows_rate: bool = dataclasses.field(default=False, metadata={"help": "NG-SGD: scale --max-change-per-sample by each epoch's rate over the first epoch's, so that steps clipped by the limit anneal with the schedule too"})
 
 
@@ -299,13 +299,13 @@ def scale_lr_by_world_size(mpi: MPIOptions) -> bool:
 
 
 def limit_scale(mpi: MPIOptions, ranks: int) -> float:
-    """--scale-limit-by-world-size: the factor on NG-SGD's max-change-per-sample (false: 1,
+    """--scale-ng-limit-by-world-size: the factor on NG-SGD's max-change-per-sample (false: 1,
     sqrt: sqrt(ranks), true: ranks)."""
     factors = {"false": 1.0, "sqrt": math.sqrt(ranks), "true": float(ranks)}
-    v = _word(mpi.scale_limit_by_world_size)
+    v = _word(mpi.scale_ng_limit_by_world_size)
     if v not in factors:
-        raise NnetavgError(f"--scale-limit-by-world-size must be false, sqrt or true, "
-                           f"not {mpi.scale_limit_by_world_size!r}")
+        raise NnetavgError(f"--scale-ng-limit-by-world-size must be false, sqrt or true, "
+                           f"not {mpi.scale_ng_limit_by_world_size!r}")
     return factors[v]
 
 

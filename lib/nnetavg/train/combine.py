@@ -1,5 +1,10 @@
-"""Combination of the last models of a training run on held-out frames (Kaldi nnet2/nnet3's
-``nnet-combine``): the final model is ``sum_k w[k, c] * model_k`` for each updatable component
+"""Combination of the last models of a training run on held-out frames.
+
+:func:`average_last` is today's ``nnet3-combine``: the average of the last ``n`` models, ``n``
+chosen among 1..K by the held-out cross-entropy, forward passes only (K of them); ``n = 1`` keeps
+the last model. It is the default of ``nnet-combine`` and ``steps/train_parallel.sh``.
+
+:func:`combine` (``nnet-combine --method bfgs``) is nnet2's older method: the final model is ``sum_k w[k, c] * model_k`` for each updatable component
 ``c``, with the weights chosen to minimise the cross-entropy on the held-out frames, starting
 from the plain average (``w = 1/K``). As nnet3's defaults (positive weights summing to one), the
 weights are a softmax over the models of free parameters ``u[k, c]``: the combination
@@ -154,6 +159,30 @@ def combine(models: list[Network], x: np.ndarray, t: np.ndarray, max_iters: int 
     obj, chosen, w_final = min(candidates, key=lambda c: c[0] if np.isfinite(c[0]) else np.inf)
     work.params[...] = params_of(w_final)
     return CombineResult(work, w_final.reshape(K, C), obj, average, singles, chosen, evals)
+
+
+def average_last(models: list[Network], x: np.ndarray, t: np.ndarray) -> CombineResult:
+    """The average of the last ``n`` of ``models`` (oldest first) with the lowest cross-entropy on
+    ``x``/``t``, over n = 1..K; ties go to the smaller ``n``. ``chosen`` is ``last-n``."""
+    if not models:
+        raise NnetavgError("no models to combine")
+    for m in models[1:]:
+        m.check_same_topology(models[0], "combine: ")
+    work = models[0].copy()
+    K = len(models)
+    total = work.xp.zeros_like(work.params)
+    losses = []
+    for n in range(1, K + 1):
+        total += models[K - n].params
+        work.params[...] = total / n
+        losses.append(mean_cross_entropy(work, x, t))
+        log.info("held-out cross-entropy of the average of the last %d model(s): %.6g", n, losses[-1])
+    finite = [v if np.isfinite(v) else np.inf for v in losses]
+    n = int(np.argmin(finite)) + 1
+    work.params[...] = sum(models[K - k].params for k in range(1, n + 1)) / n if n > 1 else models[-1].params
+    weights = np.zeros((K, 1))
+    weights[K - n:] = 1.0 / n
+    return CombineResult(work, weights, losses[n - 1], losses[-1], [losses[0]], f"last-{n}", K)
 
 
 def weights_table(result: CombineResult) -> str:

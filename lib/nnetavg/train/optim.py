@@ -33,7 +33,7 @@ import numpy as np
 from nnetavg.backend import get_array_module, to_numpy
 from nnetavg.blas import gemm
 from nnetavg.nnet.components import AffineTransform, Component
-from nnetavg.errors import NnetavgError, ObjectiveError
+from nnetavg.errors import NnetavgError, NonFiniteUpdate, ObjectiveError
 from nnetavg.nnet.network import Network
 from nnetavg.train import natural_gradient as ngmod
 from nnetavg.train.checkpoint import substate
@@ -48,6 +48,7 @@ class SGDOptions:
 
 
 class SGD:
+    checks_finite = False   # NGSGD finds NaN/Inf in each update's traces; for SGD the trainer checks dy
     def __init__(self, nnet: Network, opts: SGDOptions | None = None):
         self.nnet = nnet
         self.opts = opts or SGDOptions()
@@ -140,6 +141,7 @@ class NGSGDOptions:
 
 
 class NGSGD(SGD):
+    checks_finite = True
     """SGD whose affine-layer steps are natural-gradient preconditioned (nnet2's
     ``AffineComponentPreconditionedOnline``, and ``AffineComponentPreconditioned`` for the simple
     variant), see :mod:`nnetavg.train.natural_gradient`. Per affine layer and minibatch::
@@ -207,8 +209,8 @@ class NGSGD(SGD):
                                  f"decomposed ({exc}); NaN or Inf in the input or the derivatives?") from None
         scale = g_in * g_out
         if not np.isfinite(float(scale)):   # NaN/Inf in x or dy make the traces non-finite: never apply such a step
-            raise ObjectiveError(f"natural gradient of component {index + 1}: NaN or Inf in its input or "
-                                 f"derivatives; no update applied")
+            raise NonFiniteUpdate(f"natural gradient of component {index + 1}: NaN or Inf in its input or "
+                                  f"derivatives")
         lr = learn_rate * comp.lr_coef
         self.updates += 1
         limit_cfg = self.ng.max_change_per_sample if online else self.ng.simple_max_change

@@ -36,6 +36,17 @@ def effective_to_job_rate(effective: float, num_jobs: int, scale_by_jobs: bool =
     return effective * num_jobs if scale_by_jobs else effective
 
 
+def default_change_limits(optimizer: str, num_jobs: int, rate_scaled: bool) -> tuple[float, float]:
+    """(max-change, max-param-change) when the user sets none: nnet3's 0.75 per component and 2.0
+    for the model when plain SGD takes steps N times larger (rate x N jobs or ranks, N > 1), which
+    otherwise diverge; none (0, 0) for one job, an unscaled rate, or NG-SGD, whose own
+    max-change-per-sample bounds each step. The one place this rule lives: nnet-train-mpi applies
+    it, steps/train_parallel.sh asks ``nnet-learning-rate --change-limits-for``."""
+    if optimizer == "sgd" and num_jobs > 1 and rate_scaled:
+        return 0.75, 2.0
+    return 0.0, 0.0
+
+
 class NewbobSchedule:
     """nnet1's "newbob" learning-rate control (``steps/nnet/train_scheduler.sh``), one decision
     per iteration (epoch) from the CV loss of the model it produced:

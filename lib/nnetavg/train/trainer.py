@@ -34,11 +34,10 @@ from typing import Callable
 
 import numpy as np
 
-from nnetavg.allocator import keep_freed_memory
 from nnetavg.backend import get_array_module, to_device, to_numpy
 from nnetavg.data.randomizer import FrameRandomizer
 from nnetavg.data.utterances import LENGTH_TOLERANCE, DataStats, TargetWeights, labelled_utterances
-from nnetavg.errors import NnetavgError, ObjectiveError
+from nnetavg.errors import NnetavgError, NonFiniteUpdate, ObjectiveError
 from nnetavg.train.checkpoint import Preempted
 from nnetavg.log import kv
 from nnetavg.progress import Progress
@@ -142,21 +141,26 @@ def xent_and_derivative(y, targets, compute_derivative: bool = True) -> tuple[fl
     return float(loss), int(correct)
 
 
-def mean_cross_entropy(nnet, x: np.ndarray, t: np.ndarray, chunk: int = 8192) -> float:
-    """Cross-entropy per frame of ``nnet`` on host frames ``x`` with pdf targets ``t``, forwarded
-    ``chunk`` frames at a time."""
-    total = 0.0
+def held_out_scores(nnet, x: np.ndarray, t: np.ndarray, chunk: int = 8192) -> tuple[float, float]:
+    """(cross-entropy per frame, frame accuracy) of ``nnet`` on host frames ``x`` with pdf targets
+    ``t``, forwarded ``chunk`` frames at a time."""
+    loss = correct = 0.0
     for i in range(0, len(t), chunk):
         y = nnet.forward(nnet.xp.asarray(x[i:i + chunk].astype(nnet.dtype, copy=False)))
-        total += xent_and_derivative(y, nnet.xp.asarray(t[i:i + chunk]), compute_derivative=False)[0]
-    return total / len(t)
+        l, c = xent_and_derivative(y, nnet.xp.asarray(t[i:i + chunk]), compute_derivative=False)
+        loss, correct = loss + l, correct + c
+    return loss / len(t), correct / len(t)
+
+
+def mean_cross_entropy(nnet, x: np.ndarray, t: np.ndarray, chunk: int = 8192) -> float:
+    """Cross-entropy per frame of ``nnet`` on host frames ``x`` with pdf targets ``t``."""
+    return held_out_scores(nnet, x, t, chunk)[0]
 
 
 class Trainer:
     def __init__(self, nnet: Network, optimizer, opts: TrainOptions, schedule=None,
                  after_minibatch: Callable[[int, Network], None] | None = None):
         _require_softmax(nnet)
-        keep_freed_memory()   # every step allocates the same buffers: reuse them, no page faults
         self.nnet = nnet
         self.optimizer = optimizer
         self.opts = opts
@@ -169,6 +173,7 @@ class Trainer:
         self.after_minibatch = after_minibatch
         self.minibatch = 0
         self.frames_seen = 0
+        self.nonfinite_skipped = 0   # minibatches whose update was NaN/Inf and not applied (below some component)
         self.resume_stats: tuple[int, float, float, float, float] | None = None
         self.expected_frames: int | None = None  # frames of the pass, for the progress bar's time left
         self.last_lr = self.schedule.learning_rate(0, 0)
@@ -228,8 +233,19 @@ class Trainer:
                                  f"the model is not written: lower --learn-rate")
         if self._limiter is not None:
             self._limiter.before()
-        self.nnet.backward(acts, acts[-1],
-                           lambda i, comp, xi, yi, dy: self.optimizer.update(i, comp, xi, yi, dy, lr))
+        check = not getattr(self.optimizer, "checks_finite", False)
+
+        def update(i, comp, xi, yi, dy):
+            if check and not np.isfinite(float(dy.sum())):
+                raise NonFiniteUpdate(f"NaN or Inf in the derivatives of component {i + 1}")
+            self.optimizer.update(i, comp, xi, yi, dy, lr)
+        try:
+            self.nnet.backward(acts, acts[-1], update)
+        except NonFiniteUpdate as exc:   # the components above were updated (finite); this one and below not
+            self.nonfinite_skipped += 1
+            if self.nonfinite_skipped <= 10:
+                log.warning("minibatch %d: %s: update skipped for it and the components below (%d skipped so far)",
+                            self.minibatch, exc, self.nonfinite_skipped)
         if self._limiter is not None:
             self._limiter.after(self.minibatch)
         self.minibatch += 1
@@ -300,6 +316,8 @@ class Trainer:
             log.info("%d frames left over at the end (less than a minibatch) were not used", rand.dropped)
         if self._limiter is not None:
             log.info("max-change %s", self._limiter.summary(max(done - skip_minibatches, 1)))
+        if self.nonfinite_skipped:
+            log.warning("%d minibatch update(s) with NaN or Inf were skipped so far", self.nonfinite_skipped)
         return total
 
 

@@ -68,7 +68,7 @@ if [ $report_only = false ]; then
       steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_epochs --mixing $mix --average-every $k \
         --minibatch-size $minibatch_size --optimizer $opt --threads-per-rank $threads \
         --initial-learning-rate $initial_learning_rate --final-learning-rate $final_learning_rate \
-        --max-change 0 --max-param-change 0 --scale-limit-by-jobs false \
+        --max-change 0 --max-param-change 0 --scale-ng-limit-by-jobs false \
         --train-opts "$extra" $dir/egs_nj$n $dir/0.nnet $dir/$name > $dir/$name.out
       echo $(( $(date +%s) - start )) > $dir/$name/seconds
     fi

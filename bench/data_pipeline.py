@@ -40,10 +40,11 @@ def main() -> int:
     ap.add_argument("--num-pdfs", type=int, default=8806)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default="")
+    ap.add_argument("--workdir", default=None, help="Where the temporary archives go (default: the system temp dir)")
     a = ap.parse_args()
     rng = np.random.default_rng(0)
     ctx = 2 * a.splice + 1
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(dir=a.workdir) as d:
         with TableWriter(f"ark,scp:{d}/feats.ark,{d}/feats.scp", MATRIX) as fw, TableWriter(f"ark:{d}/ali.ark", INT_VECTOR) as aw:
             for u in range(a.utts):
                 fw.write(f"utt{u:05d}", rng.standard_normal((a.frames, a.dim)).astype(np.float32))

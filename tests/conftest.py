@@ -66,3 +66,28 @@ def make_labelled_data(tmp_path, num_utts=30, feat_dim=6, num_pdfs=5, seed=0, na
             fw.write(f"utt{u:03d}", x.astype(np.float32))
             aw.write(f"utt{u:03d}", seg.astype(np.int32))
     return str(d / "feats.scp"), str(d / "ali.ark")
+
+
+def descendant_pids(root: int, pattern: str) -> list[int]:
+    """Pids of the descendants of ``root`` (a process this test started) whose command line
+    contains ``pattern``: children found with ``pgrep -P`` level by level (MPICH's proxies start
+    the ranks in sessions of their own, so a session does not hold them). The suite's rule: a test
+    signals or reads only processes it started; it never matches a pattern machine-wide
+    (``tests/test_sandbox.py`` checks the rule)."""
+    found, frontier = [], [root]
+    while frontier:
+        children = []
+        for pid in frontier:
+            out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+            children += [int(c) for c in out]
+        found += children
+        frontier = children
+    matching = []
+    for pid in found:
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:      # it ended meanwhile
+            continue
+        if pattern in cmdline:
+            matching.append(pid)
+    return matching

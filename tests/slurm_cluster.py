@@ -93,6 +93,7 @@ class LocalSlurm:
             if not os.path.exists("/etc/munge/munge.key"):
                 subprocess.run(["bash", "-c", "mungekey -c 2>/dev/null || create-munge-key -f"], capture_output=True)
             subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--force"], capture_output=True)
+            self.started_munge = True   # ours: stopped with the cluster
         self.env = dict(os.environ, SLURM_CONF=conf)
         subprocess.run(["slurmctld", "-f", conf], env=self.env, capture_output=True)
         subprocess.run(["slurmd", "-f", conf, "-N", "localhost"], env=self.env, capture_output=True)
@@ -112,9 +113,12 @@ class LocalSlurm:
             return ""
 
     def stop(self) -> None:
-        for pid_file in ("slurmd.pid", "slurmctld.pid"):
+        pid_files = [os.path.join(self.dir, name) for name in ("slurmd.pid", "slurmctld.pid")]
+        if getattr(self, "started_munge", False):   # a munged that was running before is left alone
+            pid_files.append("/run/munge/munged.pid")
+        for pid_file in pid_files:
             try:
-                pid = int(open(os.path.join(self.dir, pid_file)).read())
+                pid = int(open(pid_file).read())
                 os.kill(pid, 15)
             except (OSError, ValueError):
                 pass

@@ -22,7 +22,7 @@ def test_bench_scripts_run_at_toy_size(tmp_path):
     assert row["minibatch"] == 64 and row["sgd_fps"] > 0 and row["gemm_fps"] > 0 and row["gemm_fraction"] > 0
     assert "| 64 |" in (tmp_path / "ts.md").read_text()
     run_cmd([py, f"{BENCH}/data_pipeline.py", "--utts", "10", "--frames", "50", "--num-pdfs", "10", "--repeats", "1",
-             "--json", f"{tmp_path}/data.json"])
+             "--json", f"{tmp_path}/data.json", "--workdir", str(tmp_path)])
     data = json.load(open(tmp_path / "data.json"))
     assert data["frames"] == 10 * 50 // 256 * 256 and data["frames_per_sec"] > 0
     run_cmd([py, f"{BENCH}/memory.py", "--dims", "40-2x64-10", "--minibatch", "64", "--optimizer", "ngsgd",

@@ -127,11 +127,17 @@ def test_synth_recipe_under_slurm_files_and_mpi_and_kill_9(slurm, tmp_path):
     deadline = time.time() + 300
     killed = False
     while time.time() < deadline and not killed:
-        if log.exists() and "nnet-train-simple" in log.read_text():
-            pids = subprocess.run(["pgrep", "-f", "nnet-train-simple.*feats.2.scp"], capture_output=True, text=True)
-            for pid in pids.stdout.split():
-                if b"bash" not in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0]:
-                    os.kill(int(pid), signal.SIGKILL)
+        job = re.search(r"\(SLURM job (\d+)\)", log.read_text()) if log.exists() else None
+        if job and "nnet-train-simple" in log.read_text():
+            # the processes of that SLURM job (our own submission), as SLURM lists them
+            listed = subprocess.run(["scontrol", "listpids", job.group(1)], env=slurm, capture_output=True, text=True)
+            for pid in [int(f.split()[0]) for f in listed.stdout.splitlines()[1:] if f.split()[0].isdigit()]:
+                try:
+                    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                except OSError:
+                    continue
+                if b"bash" not in argv[0] and any(a.endswith(b"nnet-train-simple") for a in argv[:2]):
+                    os.kill(pid, signal.SIGKILL)
                     killed = True
         time.sleep(0.05)
     out, _ = proc.communicate(timeout=600)

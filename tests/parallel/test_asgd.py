@@ -6,9 +6,10 @@ import re
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
-from tests.conftest import BIN_DIR, make_labelled_data, run_cmd
+from tests.conftest import BIN_DIR, descendant_pids, make_labelled_data, run_cmd
 
 MPIEXEC = os.path.join(BIN_DIR, "mpiexec")
 pytestmark = pytest.mark.skipif(not os.path.exists(MPIEXEC), reason="no mpiexec beside the interpreter")
@@ -72,6 +73,21 @@ def test_adagrad_step_closed_form():
     np.testing.assert_allclose(adagrad_step(g.copy()), g / np.sqrt(1 + g * g), rtol=1e-12)
 
 
+@pytest.mark.parametrize("adagrad", [False, True])
+def test_server_update_applies_adagrad_to_each_gradient(adagrad):
+    """The server's update of one gradient at rate lr: p -= lr * g, with --lr-schedule=adagrad
+    p -= lr * g / sqrt(1 + g^2) (ASGD-adapt), exactly."""
+    from nnetavg.nnet.network import Network
+    from nnetavg.nnet.proto import init_from_proto, make_proto
+    from nnetavg.parallel.server import ServerUpdate
+    from nnetavg.train.optim import SGDOptions
+    net = Network(init_from_proto(make_proto(4, 3, 1, 5), seed=2), dtype=np.float64)
+    p0 = net.params.copy()
+    g = np.random.default_rng(1).standard_normal(p0.shape) * 3
+    ServerUpdate(net, SGDOptions(), adagrad=adagrad)(g.copy(), 0.1, 32)
+    np.testing.assert_allclose(net.params, p0 - 0.1 * (g / np.sqrt(1 + g * g) if adagrad else g), rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("schedule", ["search", "adagrad"])
 def test_server_schedules(data, schedule):
     extra = [f"--lr-schedule={schedule}"]
@@ -94,10 +110,10 @@ def test_server_schedules(data, schedule):
         assert float(chunks[0][1]) < 50  # the far too large initial rate was shrunk
 
 
-def rank_pid(marker, rank):
-    """The pid of MPI rank ``rank`` of the run whose command line contains ``marker`` (MPICH puts
-    PMI_RANK in each rank's environment)."""
-    pids = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+def rank_pid(root, marker, rank):
+    """The pid of MPI rank ``rank`` of the run this test started (``root``: its mpiexec) whose command
+    line contains ``marker`` (MPICH puts PMI_RANK in each rank's environment)."""
+    pids = descendant_pids(root, marker)
     for pid in pids:
         try:
             env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
@@ -134,7 +150,7 @@ def test_preempted_server_resumes_every_minibatch_applied_once(tmp_path):
         for line in proc.stderr:
             lines.append(line)
             if "rank 2/3" in line and "progress" in line:
-                os.kill(rank_pid(f"{who}.nnet", 0 if who == "signal" else 2), sig)  # the server / a worker
+                os.kill(rank_pid(proc.pid, f"{who}.nnet", 0 if who == "signal" else 2), sig)  # the server / a worker
                 break
         lines += proc.stderr.readlines()
         return proc.wait(timeout=120), "".join(lines), args, env

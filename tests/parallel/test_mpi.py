@@ -170,6 +170,13 @@ def test_limit_follows_rate_anneals_the_ng_limit_and_is_reported(four_archives, 
     assert limits == pytest.approx([1e-6 * r / rates[0] for r in rates], rel=1e-3)
     fractions = re.findall(r"rank 0/2 .*epoch \d/3 .*ng-limited-fraction=(\S+)", p.stderr)
     assert fractions == ["1", "1", "1"]
+    # applied, not only reported: with every update clipped, the annealed limit moves the model
+    # less than the constant one (a limit that is logged but not applied gives the same model)
+    mpi(2, train_args(four_archives, tmp_path / "const.nnet", "--optimizer=ngsgd", "--limit-follows-rate=false",
+                      "--max-change-per-sample=1e-6", "--scale-ng-limit-by-world-size=false"))
+    p0 = read_nnet(str(four_archives / "0.nnet")).params
+    moved = {k: np.linalg.norm(read_nnet(str(tmp_path / f"{k}.nnet")).params - p0) for k in ("final", "const")}
+    assert moved["final"] < 0.8 * moved["const"], moved
 
 
 def test_scale_limit_by_world_size_sqrt_multiplies_the_ng_limit(four_archives, tmp_path):

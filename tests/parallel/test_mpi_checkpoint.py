@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import BIN_DIR, make_labelled_data, run_cmd
+from tests.conftest import BIN_DIR, descendant_pids, make_labelled_data, run_cmd
 
 MPIEXEC = os.path.join(BIN_DIR, "mpiexec")
 pytestmark = [pytest.mark.slow,
@@ -32,10 +32,10 @@ def command(d, out, mixing, extra=()):
             *extra, f"{d}/0.nnet", f"scp:{d}/aJOB/feats.scp", f"ark:{d}/aJOB/ali.ark", out]
 
 
-def rank_pids(marker):
-    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+def rank_pids(root, marker):
+    """The ranks (not mpiexec) of the run this test started (``root``: its mpiexec)."""
     pids = []
-    for pid in out:
+    for pid in descendant_pids(root, marker):
         try:
             cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
         except OSError:
@@ -55,7 +55,7 @@ def start_and_interrupt(args, wait_for, action):
         if waiting[0] in line:
             waiting.pop(0)
             if not waiting:
-                action(rank_pids(args[-1]))
+                action(rank_pids(proc.pid, args[-1]))
                 break
     lines += proc.stdout.readlines()
     return proc.wait(timeout=120), "".join(lines)

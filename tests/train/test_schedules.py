@@ -72,9 +72,14 @@ def test_trainer_asks_the_schedule_every_minibatch():
     from nnetavg.nnet.proto import init_from_proto, make_proto
     from nnetavg.train.optim import SGD
     from nnetavg.train.trainer import Trainer, TrainOptions
-    net = Network(init_from_proto(make_proto(4, 3, 1, 5)))
+    net = Network(init_from_proto(make_proto(4, 3, 1, 5)), dtype=np.float64)
+    ref = net.copy()
     tr = Trainer(net, SGD(net), TrainOptions(learn_rate=0.01, lr_schedule="minibatch-decay", lr_decay=0.9))
     rng = np.random.default_rng(0)
-    for _ in range(5):
-        tr.step(rng.standard_normal((8, 4)).astype(np.float32), rng.integers(0, 3, 8))
+    for k in range(5):
+        x, t = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+        tr.step(x, t)
+        # the same minibatch through a constant-rate trainer at the rate the schedule gives step k
+        Trainer(ref, SGD(ref), TrainOptions(learn_rate=0.01 * 0.9 ** k)).step(x, t)
+        np.testing.assert_allclose(net.params, ref.params, rtol=1e-12, atol=1e-15)
     assert tr.last_lr == pytest.approx(0.01 * 0.9 ** 4)

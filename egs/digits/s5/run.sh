@@ -190,10 +190,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   if [ $pretrain = true ]; then
     log "Stage 7: RBM pretraining: $hidden_layers RBMs of $hidden_dim units on $egs -> $exp/dbn (the DNN's hidden layers)"
     steps/pretrain_dbn.sh --nn-depth $hidden_layers --hid-dim $hidden_dim --seed $seed $egs $exp/dbn
-    # a DNN on a GMM system's pdfs keeps that system's transition model beside it (Kaldi's nnet1
-  # does the same): decoding maps pdfs to its transition ids
-  [ -n "$alidir" ] && copy-transition-model $alidir/final.mdl $exp/dnn/final.mdl 2>/dev/null
-  [ -f $exp/dnn/0.nnet ] || nnet-init --dbn $exp/dbn/$hidden_layers.dbn --hidden-layers 0 --seed $seed \
+    [ -f $exp/dnn/0.nnet ] || nnet-init --dbn $exp/dbn/$hidden_layers.dbn --hidden-layers 0 --seed $seed \
       --output-dim $num_pdfs $exp/dnn/0.nnet
   fi
   # a DNN on a GMM system's pdfs keeps that system's transition model beside it (Kaldi's nnet1

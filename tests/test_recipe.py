@@ -87,6 +87,15 @@ def test_tiny_recipe_end_to_end_and_resume(recipe_copy):
     log = (exp / "log" / "train.0.1.log").read_text()
     assert log.startswith("# nnet-train-simple") and "# Ended (code 0)" in log
     check_report(recipe_copy, p.stdout)
+    # the final model's figure is on the CV utterances it was not chosen on (the rest of the CV set)
+    m = re.search(r"run.sh: dnn: CV \(the (\d+) utterances not used to choose the final model\) .*frames=(\d+)", p.stdout)
+    fit = (exp / "combine_fit_utts").read_text().split()
+    unseen = (exp / "cv_unseen.scp").read_text().splitlines()
+    cv = (recipe_copy / "egs" / "cv" / "feats.scp").read_text().splitlines()
+    assert m and int(m.group(1)) == len(unseen) == len(cv) - len(fit) and not set(fit) & {u.split()[0] for u in unseen}
+    # the recipe's wall time, per stage, from its own clock
+    t = re.search(r"run.sh: wall time (\d+)m(\d+)s \(Stage 0 \d+ s, .*Stage 7 \d+ s\)", p.stdout)
+    assert t and (recipe_copy / "exp" / "wall_time").read_text().startswith(f"{t.group(1)}m{t.group(2)}s (Stage 0")
 
     # A run killed after iteration 2: the last iterations are recomputed, earlier ones are not.
     final_before = (exp / "final.nnet").read_bytes()

@@ -65,4 +65,4 @@ $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
 cat $(for j in $(seq "$nj"); do echo "$dir/hyp.$j.txt"; done) | sort > "$dir/hyp.txt"
 compute-wer "$data/text" "$dir/hyp.txt" > "$dir/wer.tmp" 2> "$dir/log/score.log"
 mv "$dir/wer.tmp" "$dir/wer"
-echo "$0: $(head -1 "$dir/wer")  $(tail -1 "$dir/wer")"
+echo "$0: $(head -1 "$dir/wer")  $(grep "^%WER-CI95" "$dir/wer")"

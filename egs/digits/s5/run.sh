@@ -154,7 +154,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ $gmm = true ]; then
   for sys in mono tri1; do
     steps/mkgraph.sh --cmd "$train_cmd" $data/lang $exp/$sys $exp/$sys/graph
     steps/decode_gmm.sh --cmd "$train_cmd" --nj 2 $exp/$sys/graph $mfcc/test $exp/$sys $exp/$sys/decode_test
-    log "GMM $sys: $(head -1 $exp/$sys/decode_test/wer)  $(tail -1 $exp/$sys/decode_test/wer)"
+    log "GMM $sys: $(head -1 $exp/$sys/decode_test/wer)  $(grep "^%WER-CI95" $exp/$sys/decode_test/wer)"
   done
   if [ -f $data/train/phone_times ]; then
     for a in mono_ali tri1_ali; do
@@ -215,5 +215,5 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   fi
   log "Stage 8: decode: $data/test with $exp/dnn/final.nnet and $graph -> $exp/dnn/decode_test/wer"
   steps/decode.sh --cmd "$train_cmd" --nj 2 $data/lang $graph $data/test $exp/dnn $exp/dnn/decode_test
-  log "DNN: $(head -1 $exp/dnn/decode_test/wer)  $(tail -1 $exp/dnn/decode_test/wer)"
+  log "DNN: $(head -1 $exp/dnn/decode_test/wer)  $(grep "^%WER-CI95" $exp/dnn/decode_test/wer)"
 fi

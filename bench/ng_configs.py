@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""NG-SGD's cost against its parameters: the step time of online NG-SGD for several
+(rank-in, rank-out, update period) settings against the SGD step, in one process, interleaved.
+
+Usage:  .venv/bin/python bench/ng_configs.py [--dims 440-3x512-68] [--minibatch 256 1024] [--blocks 7]
+        [--configs 20,80,4 10,40,4 20,40,4 20,80,8 10,40,8]
+
+Each block times SGD and every configuration for 8 steps each (a multiple of every update period,
+after the 10 initial updates), in turn; figures are medians over blocks, overheads medians of the
+per-block ratios NG/SGD - 1. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+from nnetavg.allocator import keep_freed_memory  # noqa: E402
+from nnetavg.nnet.network import Network  # noqa: E402
+from nnetavg.nnet.proto import init_from_proto, make_proto  # noqa: E402
+from nnetavg.train.optim import NGSGD, SGD, NGSGDOptions  # noqa: E402
+from nnetavg.train.trainer import Trainer, TrainOptions  # noqa: E402
+
+keep_freed_memory()   # as the training commands do at their entry
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dims", default="440-3x512-68")
+    ap.add_argument("--minibatch", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--blocks", type=int, default=7)
+    ap.add_argument("--configs", nargs="+", default=["20,80,4", "10,40,4", "20,40,4", "20,80,8", "10,40,8"])
+    a = ap.parse_args()
+    d_in, rest = a.dims.split("-", 1)
+    hid, d_out = rest.rsplit("-", 1)
+    layers, width = (int(v) for v in hid.split("x"))
+    d_in, d_out = int(d_in), int(d_out)
+    configs = [tuple(int(v) for v in c.split(",")) for c in a.configs]
+    print(f"network {a.dims} sigmoid float32; python {platform.python_version()}, numpy {np.__version__}, "
+          f"{os.cpu_count()} cores, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; "
+          f"medians of {a.blocks} interleaved blocks of 8 steps\n")
+    print("| minibatch | rank-in, rank-out, period | SGD fr/s | NG-SGD fr/s | NG-SGD overhead |")
+    print("|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for mb in a.minibatch:
+        x = rng.standard_normal((mb, d_in)).astype(np.float32)
+        t = rng.integers(0, d_out, mb).astype(np.int32)
+        base = Network(init_from_proto(make_proto(d_in, d_out, layers, width), seed=1))
+        trainers = [Trainer(base, SGD(base), TrainOptions(learn_rate=1e-5, minibatch_size=mb))]
+        for r_in, r_out, period in configs:
+            net = base.copy()
+            ng = NGSGD(net, ng=NGSGDOptions(rank_in=r_in, rank_out=r_out, update_period=period))
+            tr = Trainer(net, ng, TrainOptions(learn_rate=1e-5, minibatch_size=mb))
+            for _ in range(10 + 8):
+                tr.step(x, t)
+            trainers.append(tr)
+        times = []
+        for _ in range(a.blocks):
+            row = []
+            for tr in trainers:
+                t0 = time.perf_counter()
+                for _ in range(8):
+                    tr.step(x, t)
+                row.append((time.perf_counter() - t0) / 8)
+            times.append(row)
+        times = np.array(times)
+        sgd = float(np.median(times[:, 0]))
+        for k, (r_in, r_out, period) in enumerate(configs, 1):
+            over = float(np.median(times[:, k] / times[:, 0])) - 1
+            print(f"| {mb} | {r_in}, {r_out}, {period} | {mb / sgd:,.0f} | {mb / float(np.median(times[:, k])):,.0f} | "
+                  f"{100 * over:+.1f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,7 @@
 #   ./setup.sh            # library + commands + test tools
 #   ./setup.sh gpu        # also CuPy (CUDA 12 wheel)
 #   ./setup.sh bench      # also PyTorch 2.13 (CPU), only for the comparison in bench/suite.py
+#   ./setup.sh mutation   # also mutmut, for local/mutation_test.sh (not in CI's path)
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 venv=$top/.venv
@@ -12,6 +13,7 @@ python=${PYTHON:-python3}
 extras=test
 [ "${1:-}" = gpu ] && extras=test,gpu
 [ "${1:-}" = bench ] && extras=test,bench
+[ "${1:-}" = mutation ] && extras=test,mutation
 
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -c 'import sys; assert sys.version_info >= (3, 10), "nnetavg needs Python 3.10 or newer"'

@@ -68,7 +68,7 @@ for m in "${modules[@]}"; do
   count() { grep -c ": $1\$" "$d/results.txt" || true; }
   total=$(grep -c "__mutmut_" "$d/results.txt" || true)
   killed=$(count killed); survived=$(count survived); notests=$(count "no tests"); timeout=$(count timeout)
-  score=$(awk -v k="$killed" -v n="$total" -v z="$notests" 'BEGIN { d = n - z; printf "%.1f%%", d > 0 ? 100 * k / d : 0 }')
+  score=$(awk -v k="$killed" -v n="$total" -v z="$notests" 'BEGIN { d = n - z; printf "%.1f%%", (d > 0 ? 100 * k / d : 0) }')
   echo "| $m | $t | $total | $killed | $survived | $notests | $timeout | $score |" >> "$out.tmp"
   survivors+=$'\n'"### $m: survived"$'\n\n'
   while read -r name; do

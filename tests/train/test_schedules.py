@@ -83,3 +83,26 @@ def test_trainer_asks_the_schedule_every_minibatch():
         Trainer(ref, SGD(ref), TrainOptions(learn_rate=0.01 * 0.9 ** k)).step(x, t)
         np.testing.assert_allclose(net.params, ref.params, rtol=1e-12, atol=1e-15)
     assert tr.last_lr == pytest.approx(0.01 * 0.9 ** 4)
+
+
+def test_exponential_rate_closed_form_and_its_domain():
+    from nnetavg.train.schedules import exponential_rate
+    assert exponential_rate(2.0, 0.5, 0, 4) == 2.0                           # rates above 1 are fine
+    assert exponential_rate(2.0, 0.5, 1, 4) == pytest.approx(2.0 * 0.25 ** 0.25)
+    assert exponential_rate(2.0, 0.5, 2, 4) == pytest.approx(2.0 * 0.25 ** 0.5)
+    assert exponential_rate(2.0, 0.5, 3, 4) == 0.5                           # the last iteration: final
+    assert exponential_rate(0.3, 0.3, 0, 1) == 0.3
+    for bad in ((0.0, 0.1, 0, 3), (0.1, 0.0, 0, 3), (-1.0, 0.1, 0, 3), (0.1, -1.0, 0, 3)):
+        with pytest.raises(ValueError, match="learning rates must be positive"):
+            exponential_rate(*bad)
+    for it, n in ((-1, 3), (3, 3), (0, 0)):
+        with pytest.raises(ValueError, match=f"iteration {it} outside 0..{n - 1}"):
+            exponential_rate(0.1, 0.01, it, n)
+
+
+def test_default_change_limits_rule():
+    from nnetavg.train.schedules import default_change_limits
+    assert default_change_limits("sgd", 2, True) == (0.75, 2.0)
+    assert default_change_limits("sgd", 64, True) == (0.75, 2.0)
+    for args in (("sgd", 1, True), ("sgd", 8, False), ("ngsgd", 8, True), ("ngsgd", 1, False)):
+        assert default_change_limits(*args) == (0.0, 0.0), args

@@ -6,6 +6,7 @@ and ``compute-wer-bootci``.
 The lattices are Kaldi CompactLattices in text form (:mod:`nnetavg.asr.lattice`); latgen-faster-mapped
 writes the decoder's best path only (one arc per frame), not a pruned, determinized lattice."""
 
+import contextlib
 import logging
 import math
 import time
@@ -21,23 +22,17 @@ log = logging.getLogger("nnetavg.bin")
 
 def read_symbol_table(path: str) -> dict[int, str]:
     """``word id`` lines (words.txt) as id -> word."""
-    table = {}
+    from nnetavg.asr.lang import read_symbols
     try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                fields = line.split()
-                if not fields:
-                    continue
-                if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                    fail(f"{path} line {lineno}: expected 'symbol id', found {line.strip()!r}")
-                table[int(fields[1])] = fields[0]
+        return {i: w for w, i in read_symbols(path).items()}
     except OSError as exc:
         fail(f"cannot read the symbol table {path}: {exc.strerror}")
-    return table
 
 
-def _writer(wspecifier: str, holder: str):
-    return TableWriter(wspecifier, holder) if wspecifier else None
+def _optional_writers(stack: contextlib.ExitStack, *wspecifiers: str) -> list:
+    """A TableWriter of int vectors for each non-empty wspecifier (None for an empty one), closed
+    (or, on an error, discarded) with ``stack``."""
+    return [stack.enter_context(TableWriter(w, INT_VECTOR)) if w else None for w in wspecifiers]
 
 
 @kaldi_command(help="""Decode log-likelihoods of pdfs (nnet-forward's output) with an HCLG graph and
@@ -82,8 +77,9 @@ def latgen_faster_mapped(model, hclg_fst, loglikes_rspecifier, lattice_wspecifie
                          DecodeOptions(beam=beam, lattice_beam=lattice_beam, max_active=max_active,
                                        min_active=min_active, acoustic_scale=acoustic_scale))
     start, done, partial, failed, frames, total_like = time.time(), 0, 0, 0, 0, 0.0
-    words_out, ali_out = _writer(words_wspecifier, INT_VECTOR), _writer(ali_wspecifier, INT_VECTOR)
-    with TableWriter(lattice_wspecifier, LATTICE) as lat_out:
+    with contextlib.ExitStack() as stack:
+        lat_out = stack.enter_context(TableWriter(lattice_wspecifier, LATTICE))
+        words_out, ali_out = _optional_writers(stack, words_wspecifier, ali_wspecifier)
         for utt, loglikes in SequentialReader(loglikes_rspecifier, MATRIX):
             if loglikes.shape[0] == 0:
                 log.warning("utterance %s: no frames, skipped", utt)
@@ -99,8 +95,7 @@ def latgen_faster_mapped(model, hclg_fst, loglikes_rspecifier, lattice_wspecifie
             if not reached_final:
                 log.warning("utterance %s: no final state reached; writing the best partial path", utt)
                 partial += 1
-            best = lat.best_path()
-            word_ids, tids, graph, acoustic = best
+            word_ids, tids, graph, acoustic = lat.best_path()
             like = -(graph + acoustic_scale * acoustic)
             log.info("Log-like per frame for utterance %s is %.6g over %d frames.", utt, like / loglikes.shape[0],
                      loglikes.shape[0])
@@ -112,9 +107,6 @@ def latgen_faster_mapped(model, hclg_fst, loglikes_rspecifier, lattice_wspecifie
             if ali_out:
                 ali_out.write(utt, np.asarray(tids, dtype=np.int32))
             done, frames, total_like = done + 1, frames + loglikes.shape[0], total_like + like
-    for w in (words_out, ali_out):
-        if w:
-            w.close()
     secs = time.time() - start
     log.info("Time taken %.2fs: real-time factor assuming 100 frames/sec is %.4f", secs, secs / max(frames * 0.01, 1e-9))
     log.info("Done %d utterances, failed for %d (%d partial)", done, failed, partial)
@@ -195,10 +187,10 @@ e.g.:   lattice-best-path --word-symbol-table=words.txt ark:- ark,t:-""", kaldi_
 def lattice_best_path(acoustic_scale, lm_scale, word_symbol_table, lattice_rspecifier, words_wspecifier,
                       ali_wspecifier, verbose):
     words = read_symbol_table(word_symbol_table) if word_symbol_table else {}
-    words_out, ali_out = _writer(words_wspecifier, INT_VECTOR), _writer(ali_wspecifier, INT_VECTOR)
     n = failed = frames = 0
     total = 0.0
-    try:
+    with contextlib.ExitStack() as stack:
+        words_out, ali_out = _optional_writers(stack, words_wspecifier, ali_wspecifier)
         for utt, lat in SequentialReader(lattice_rspecifier, LATTICE):
             if acoustic_scale != 1.0 or lm_scale != 1.0:
                 lat.scale(lm_scale, acoustic_scale)
@@ -215,10 +207,6 @@ def lattice_best_path(acoustic_scale, lm_scale, word_symbol_table, lattice_rspec
             if ali_out:
                 ali_out.write(utt, np.asarray(tids, dtype=np.int32))
             n, frames, total = n + 1, frames + len(tids), total + graph + acoustic
-    finally:
-        for w in (words_out, ali_out):
-            if w:
-                w.close()
     log.info("Overall cost per frame is %.6g = %s over %d frames.", total / max(frames, 1),
              f"{total:.6g}", frames)
     log.info("Done %d lattices, failed for %d", n, failed)

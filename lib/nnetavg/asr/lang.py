@@ -171,6 +171,8 @@ def read_symbols(path: str) -> dict[str, int]:
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             fields = line.split()
+            if not fields:
+                continue
             if len(fields) != 2 or not fields[1].isdigit():
                 raise NnetavgError(f"{path}:{n}: expected 'symbol id', got {line.strip()!r}")
             table[fields[0]] = int(fields[1])

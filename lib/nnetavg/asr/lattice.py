@@ -166,8 +166,9 @@ def read_lattice(f: BinaryIO) -> CompactLattice:
         rows.append(line.decode(errors="replace").split())
     if not rows:
         raise FormatError("empty lattice")
-    compact = all(len(r) in (1, 2, 3, 4) for r in rows) and not any(len(r) == 5 for r in rows) and \
-        not any(len(r) == 4 and "," not in r[3] for r in rows)
+    # a CompactLattice has at most 4 fields a line, its 4th a weight with a string (has commas);
+    # a Lattice's arcs have 5 (or 4 without weight: src dst tid word)
+    compact = all(len(r) <= 4 and (len(r) < 4 or "," in r[3]) for r in rows)
     if not rows[0][0].isdigit():
         raise FormatError(f"bad lattice line {' '.join(rows[0])!r}")
     first = int(rows[0][0])

@@ -17,9 +17,12 @@ def read_text(spec: str) -> dict[str, list[str]]:
     from nnetavg.io.kaldi_basic import open_rxfilename  # noqa: PLC0415
     from nnetavg.io.tables import is_rspecifier, parse_rspecifier  # noqa: PLC0415
 
-    name = parse_rspecifier(spec).filename if is_rspecifier(spec) else spec
-    if is_rspecifier(spec) and parse_rspecifier(spec).kind != "ark":
-        raise NnetavgError(f"{spec}: transcripts are read from a text archive (ark:), not an scp")
+    name = spec
+    if is_rspecifier(spec):
+        r = parse_rspecifier(spec)
+        if r.kind != "ark":
+            raise NnetavgError(f"{spec}: transcripts are read from a text archive (ark:), not an scp")
+        name = r.filename
     text = io.TextIOWrapper(open_rxfilename(name), encoding="utf-8")
     out = {}
     try:

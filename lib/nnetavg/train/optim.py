@@ -48,7 +48,6 @@ class SGDOptions:
 
 
 class SGD:
-    checks_finite = False   # NGSGD finds NaN/Inf in each update's traces; for SGD the trainer checks dy
     def __init__(self, nnet: Network, opts: SGDOptions | None = None):
         self.nnet = nnet
         self.opts = opts or SGDOptions()
@@ -71,6 +70,7 @@ class SGD:
             self._update_affine(index, comp, x, dy, learn_rate)
             return
         for name, grad in comp.param_gradients(x, y, dy).items():
+            _check_finite(index, grad)
             coef = comp.learn_rate_coef(name)
             if coef:
                 p = comp.params[name]
@@ -92,20 +92,24 @@ class SGD:
         def bias_dir(gg):
             return gg.sum(axis=0) if bias_col is None else gg.T @ bias_col
 
+        if self._corr is not None and scale != 1.0:
+            g *= scale
+        # The bias direction sums every row of g: NaN or Inf anywhere in g shows in it, so it is
+        # the finiteness check too, before anything of this component changes (no extra pass)
+        b_dir = bias_dir(g)
+        _check_finite(index, b_dir)
         if self.opts.l2_penalty and lr:
             W *= 1.0 - lr * self.opts.l2_penalty * n                       # (3)
         if self._corr is None:
             if lr:   # W -= lr scale g^T x accumulated inside the GEMM (beta = 1): no product array
                 gemm(-lr * scale, g, x, 1.0, W, trans_a=True)               # (1), (4)
             if lr_b:
-                b -= (lr_b * scale) * bias_dir(g)                           # (2), (4)
+                b -= (lr_b * scale) * b_dir                                 # (2), (4)
         else:
-            if scale != 1.0:
-                g *= scale
             cW, cb = self._corr[index]["linearity"], self._corr[index]["bias"]
             gemm(1.0, g, x, self.opts.momentum, cW, trans_a=True)           # (1): cW = m cW + g^T x
             cb *= self.opts.momentum
-            cb += bias_dir(g)                                               # (2)
+            cb += b_dir                                                     # (2)
             if lr:
                 W -= lr * cW                                                # (4)
             if lr_b:
@@ -113,6 +117,13 @@ class SGD:
         if comp.max_norm > 0:                                               # (5)
             norms = xp.sqrt((W * W).sum(axis=1))
             W *= xp.minimum(1.0, comp.max_norm / xp.maximum(norms, 1e-30))[:, None]
+
+
+def _check_finite(index: int, values) -> None:
+    """NaN or Inf in a component's update direction: raise before the component changes (the
+    trainer skips the rest of the minibatch's updates, counts and logs it)."""
+    if not np.isfinite(float(values.sum())):
+        raise NonFiniteUpdate(f"NaN or Inf in the update of component {index + 1}")
 
 
 OPTIMIZERS = ("sgd", "ngsgd")
@@ -141,7 +152,6 @@ class NGSGDOptions:
 
 
 class NGSGD(SGD):
-    checks_finite = True
     """SGD whose affine-layer steps are natural-gradient preconditioned (nnet2's
     ``AffineComponentPreconditionedOnline``, and ``AffineComponentPreconditioned`` for the simple
     variant), see :mod:`nnetavg.train.natural_gradient`. Per affine layer and minibatch::

@@ -233,14 +233,9 @@ class Trainer:
                                  f"the model is not written: lower --learn-rate")
         if self._limiter is not None:
             self._limiter.before()
-        check = not getattr(self.optimizer, "checks_finite", False)
-
-        def update(i, comp, xi, yi, dy):
-            if check and not np.isfinite(float(dy.sum())):
-                raise NonFiniteUpdate(f"NaN or Inf in the derivatives of component {i + 1}")
-            self.optimizer.update(i, comp, xi, yi, dy, lr)
-        try:
-            self.nnet.backward(acts, acts[-1], update)
+        try:   # the optimizer raises NonFiniteUpdate before it changes a component (optim._check_finite)
+            self.nnet.backward(acts, acts[-1],
+                               lambda i, comp, xi, yi, dy: self.optimizer.update(i, comp, xi, yi, dy, lr))
         except NonFiniteUpdate as exc:   # the components above were updated (finite); this one and below not
             self.nonfinite_skipped += 1
             if self.nonfinite_skipped <= 10:

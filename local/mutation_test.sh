@@ -3,6 +3,8 @@
 # accuracy, each with the fast tests that cover it; writes the score and the surviving mutants.
 #   ./setup.sh mutation && local/mutation_test.sh [--out REPORT.md] [--workdir DIR] [MODULE ...]
 # MODULE is a path under lib/nnetavg (e.g. train/combine.py); default: the list below.
+# Survivors listed in local/mutation_equivalent.txt ("NAME  reason", one per line) are reported as
+# equivalent (the same program: a default argument spelt out, float("NAN")) and left out of the score.
 # Each module is mutated in a scratch copy of the committed tree (git archive HEAD), with lib/
 # renamed src/ (mutmut names modules after their path and strips only "src."), the copy's
 # mutants/src first on PYTHONPATH (created before mutmut starts: Python caches a missing path
@@ -35,16 +37,17 @@ modules=("$@")
 [ ${#modules[@]} -gt 0 ] || modules=(train/schedules.py train/combine.py train/optim.py train/natural_gradient.py
                                      train/trainer.py parallel/bmuf.py parallel/averaging.py parallel/server.py rbm.py)
 mutmut=$top/.venv/bin/mutmut
+equivalents=$top/local/mutation_equivalent.txt
 [ -x "$mutmut" ] || { echo "$0: mutmut is not installed: ./setup.sh mutation" >&2; exit 1; }
 [ -n "$work" ] || work=$(mktemp -d)
 mkdir -p "$work"
 {
   echo "# Mutation testing (mutmut $("$mutmut" --version | awk '{print $NF}'), $(date +%Y-%m-%d), commit $(git -C "$top" rev-parse --short HEAD))"
   echo
-  echo "Score = killed / (mutants - no tests). Command: \`local/mutation_test.sh ${*:-}\`"
+  echo "Score = killed / (mutants - no tests - equivalent). Command: \`local/mutation_test.sh ${*:-}\`"
   echo
-  echo "| module | tests | mutants | killed | survived | no tests | timeout | score |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| module | tests | mutants | killed | survived | equivalent | no tests | timeout | score |"
+  echo "|---|---|---|---|---|---|---|---|---|"
 } > "$out.tmp"
 survivors=""
 for m in "${modules[@]}"; do
@@ -67,13 +70,21 @@ for m in "${modules[@]}"; do
   (cd "$d" && PYTHONPATH=$d/mutants/src "$mutmut" results --all true 2>/dev/null > "$d/results.txt") || true
   count() { grep -c ": $1\$" "$d/results.txt" || true; }
   total=$(grep -c "__mutmut_" "$d/results.txt" || true)
-  killed=$(count killed); survived=$(count survived); notests=$(count "no tests"); timeout=$(count timeout)
-  score=$(awk -v k="$killed" -v n="$total" -v z="$notests" 'BEGIN { d = n - z; printf "%.1f%%", (d > 0 ? 100 * k / d : 0) }')
-  echo "| $m | $t | $total | $killed | $survived | $notests | $timeout | $score |" >> "$out.tmp"
-  survivors+=$'\n'"### $m: survived"$'\n\n'
+  killed=$(count killed); notests=$(count "no tests"); timeout=$(count timeout)
+  survived=0; equivalent=0; live=""; equiv=""
   while read -r name; do
-    survivors+="* \`$name\`"$'\n'
+    reason=$(awk -v n="$name" '$1 == n { $1 = ""; sub(/^ +/, ""); print; exit }' "$equivalents")
+    if [ -n "$reason" ]; then
+      equivalent=$((equivalent + 1)); equiv+="* \`$name\`: $reason"$'\n'
+    else
+      survived=$((survived + 1)); live+="* \`$name\`"$'\n'
+    fi
   done < <(grep ": survived$" "$d/results.txt" | sed 's/^ *//; s/: survived$//')
+  score=$(awk -v k="$killed" -v n="$total" -v z="$notests" -v e="$equivalent" \
+    'BEGIN { d = n - z - e; printf "%.1f%%", (d > 0 ? 100 * k / d : 0) }')
+  echo "| $m | $t | $total | $killed | $survived | $equivalent | $notests | $timeout | $score |" >> "$out.tmp"
+  survivors+=$'\n'"### $m: survived"$'\n\n'"${live:-none}"$'\n'
+  [ -z "$equiv" ] || survivors+=$'\n'"### $m: equivalent"$'\n\n'"$equiv"
   echo "$0: $m: $killed killed, $survived survived, $notests without tests, of $total ($score)"
 done
 printf '%s\n' "$survivors" >> "$out.tmp"

@@ -95,6 +95,9 @@ def test_weights_zero_allowed_negative_or_all_zero_refused_and_float32_kept(tmp_
     avg = average_model_files([p1, p2], [0.25, 0.5])   # sum 0.75: normalised to 1/3, 2/3
     assert avg.params.dtype == np.float32
     np.testing.assert_allclose(avg.params, (n1.params + 2 * n2.params) / 3, rtol=1e-6, atol=1e-7)
+    ref = n1.params * np.float32(1 / 3)   # the same float32 arithmetic, bit for bit (no float64 detour)
+    ref += np.float32(2 / 3) * n2.params
+    np.testing.assert_array_equal(avg.params, ref)
     np.testing.assert_allclose(average_model_files([p1, p2], [0.0, 1.0]).params, n2.params, rtol=0, atol=0)
     for bad in ([-1.0, 2.0], [0.0, 0.0]):
         with pytest.raises(NnetavgError, match="^weights must be non-negative and not all zero$"):
@@ -216,5 +219,8 @@ def test_block_momentum_refusals_and_default():
     for zeta in (0.0, -1.0):
         with pytest.raises(NnetavgError, match=f"^--block-learning-rate must be positive, not {zeta}$"):
             BlockMomentum(np.zeros(2), 0.5, zeta)
-    with pytest.raises(NnetavgError, match="has no block-momentum state"):
+    with pytest.raises(NnetavgError, match="^the checkpoint has no block-momentum state: it was written with "
+                                           "another --mixing$"):
         BlockMomentum(np.zeros(2), 0.5).load_state({})
+    bm = BlockMomentum(np.zeros(2), 0.5)   # the paper's filter unless told otherwise: zeta 1, Nesterov
+    assert bm.zeta == 1.0 and bm.nesterov is True

@@ -3,7 +3,10 @@
 (rank-in, rank-out, update period) settings against the SGD step, in one process, interleaved.
 
 Usage:  .venv/bin/python bench/ng_configs.py [--dims 440-3x512-68] [--minibatch 256 1024] [--blocks 7]
-        [--configs 20,80,4 10,40,4 20,40,4 20,80,8 10,40,8]
+        [--configs 20,80,4 10,40,4 20,40,4 20,80,8 10,40,8 20,80,4,16]
+
+A configuration is rank-in,rank-out,period[,divisor]: with a divisor N each side's rank is at most
+its dimension / N (``--rank-divisor``).
 
 Each block times SGD and every configuration for 8 steps each (a multiple of every update period,
 after the 10 initial updates), in turn; figures are medians over blocks, overheads medians of the
@@ -42,11 +45,11 @@ def main() -> int:
     hid, d_out = rest.rsplit("-", 1)
     layers, width = (int(v) for v in hid.split("x"))
     d_in, d_out = int(d_in), int(d_out)
-    configs = [tuple(int(v) for v in c.split(",")) for c in a.configs]
+    configs = [tuple(int(v) for v in (c + ",0").split(",")[:4]) for c in a.configs]
     print(f"network {a.dims} sigmoid float32; python {platform.python_version()}, numpy {np.__version__}, "
           f"{os.cpu_count()} cores, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; "
           f"medians of {a.blocks} interleaved blocks of 8 steps\n")
-    print("| minibatch | rank-in, rank-out, period | SGD fr/s | NG-SGD fr/s | NG-SGD overhead |")
+    print("| minibatch | rank-in, rank-out, period, divisor | SGD fr/s | NG-SGD fr/s | NG-SGD overhead |")
     print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for mb in a.minibatch:
@@ -54,9 +57,9 @@ def main() -> int:
         t = rng.integers(0, d_out, mb).astype(np.int32)
         base = Network(init_from_proto(make_proto(d_in, d_out, layers, width), seed=1))
         trainers = [Trainer(base, SGD(base), TrainOptions(learn_rate=1e-5, minibatch_size=mb))]
-        for r_in, r_out, period in configs:
+        for r_in, r_out, period, div in configs:
             net = base.copy()
-            ng = NGSGD(net, ng=NGSGDOptions(rank_in=r_in, rank_out=r_out, update_period=period))
+            ng = NGSGD(net, ng=NGSGDOptions(rank_in=r_in, rank_out=r_out, update_period=period, rank_divisor=div))
             tr = Trainer(net, ng, TrainOptions(learn_rate=1e-5, minibatch_size=mb))
             for _ in range(10 + 8):
                 tr.step(x, t)
@@ -72,9 +75,9 @@ def main() -> int:
             times.append(row)
         times = np.array(times)
         sgd = float(np.median(times[:, 0]))
-        for k, (r_in, r_out, period) in enumerate(configs, 1):
+        for k, (r_in, r_out, period, div) in enumerate(configs, 1):
             over = float(np.median(times[:, k] / times[:, 0])) - 1
-            print(f"| {mb} | {r_in}, {r_out}, {period} | {mb / sgd:,.0f} | {mb / float(np.median(times[:, k])):,.0f} | "
+            print(f"| {mb} | {r_in}, {r_out}, {period}, {div or '-'} | {mb / sgd:,.0f} | {mb / float(np.median(times[:, k])):,.0f} | "
                   f"{100 * over:+.1f}% |")
     return 0
 

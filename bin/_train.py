@@ -122,5 +122,6 @@ def run_training(model_in: str, feats_rspecifier: str, ali_rspecifier: str, mode
         after_pass(optimizer)
     if checkpoint:
         remove_checkpoint(checkpoint)
-    log.info("done %s %s", kv(minibatches=stats.minibatches, learn_rate=opts.learn_rate), stats.figures())
+    log.info("done %s %s %s", kv(minibatches=stats.minibatches, learn_rate=opts.learn_rate), stats.figures(),
+             kv(seconds=round(stats.seconds, 3), step_seconds=round(stats.step_seconds, 3)))
     return stats, data

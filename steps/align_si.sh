@@ -13,6 +13,7 @@ e.g.: $0 --nj 4 data/mfcc/train data/lang exp/mono exp/mono_ali
 Options: --cmd, --nj, --boost-silence, --oov WORD"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
+log_wall_time   # "$0: wall time N s" at exit
 [ $# -eq 4 ] || { echo "$help_message" >&2; exit 1; }
 data=$1; lang=$2; src=$3; dir=$4
 require_files "$data/feats.scp" "$data/text" "$data/spk2utt" "$src/final.mdl" "$src/tree"

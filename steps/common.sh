@@ -54,3 +54,32 @@ split_by_speaker() {
   awk -v nj="$nj" -v dir="$dir" '{ j = (NR - 1) % nj + 1; for (i = 2; i <= NF; i++) print $i > (dir "/utts." j) }' "$spk2utt"
   echo "$nj"
 }
+
+# start_timeline DIR: the step's time account. From here on `timed PHASE ITER COMMAND...` runs
+# COMMAND and appends "PHASE ITER START END" (Unix seconds) to DIR/log/timeline; at exit the step
+# appends "wall - START END" for the whole run and prints its wall time. nnet-report reads the
+# timeline (with the jobs' own figures) into the share of wall time of each phase. A resumed run
+# appends: every run's wall and phases count.
+start_timeline() {
+  _timeline=$1/log/timeline
+  _step_t0=$(_now)
+  mkdir -p "$1/log"
+  trap '_rc=$?; echo "wall - $_step_t0 $(_now)" >> "$_timeline";
+        echo "$0: wall time $(awk -v a="$_step_t0" -v b="$(_now)" "BEGIN { printf \"%.1f\", b - a }") s (account: $_timeline)" >&2;
+        exit $_rc' EXIT
+}
+# log_wall_time: only the wall time, printed at exit (steps whose time is read from their own logs).
+log_wall_time() {
+  _step_t0=$(_now)
+  trap '_rc=$?; echo "$0: wall time $(awk -v a="$_step_t0" -v b="$(_now)" "BEGIN { printf \"%.1f\", b - a }") s" >&2;
+        exit $_rc' EXIT
+}
+_now() { local t=${EPOCHREALTIME:-$(date +%s.%N)}; echo "${t/,/.}"; }
+timed() {
+  local phase=$1 it=$2 t0 rc=0
+  shift 2
+  t0=$(_now)
+  "$@" || rc=$?
+  [ -z "${_timeline:-}" ] || echo "$phase $it $t0 $(_now)" >> "$_timeline"
+  return $rc
+}

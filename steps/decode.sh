@@ -26,6 +26,7 @@ e.g.: $0 --nj 2 data/lang exp/graph data/test exp/dnn exp/dnn/decode_test
 Options: --cmd, --nj, --acoustic-scale, --beam, --lattice-beam, --max-active, --prior-scale, --cmvn-opts, --model, --use-gpu"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
+log_wall_time   # "$0: wall time N s" at exit
 
 if [ $# -ne 5 ]; then echo "$help_message" >&2; exit 1; fi
 lang=$1; graph=$2; data=$3; srcdir=$4; dir=$5

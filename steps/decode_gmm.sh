@@ -11,6 +11,7 @@ e.g.: $0 --nj 2 exp/tri1/graph data/mfcc/test exp/tri1 exp/tri1/decode_test
 Options: --cmd, --nj, --acoustic-scale, --beam"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
+log_wall_time   # "$0: wall time N s" at exit
 [ $# -eq 4 ] || { echo "$help_message" >&2; exit 1; }
 graph=$1; data=$2; mdl=$3; dir=$4
 require_files "$graph/HCLG.fst" "$graph/words.txt" "$data/feats.scp" "$data/text" "$data/spk2utt" "$mdl/final.mdl"

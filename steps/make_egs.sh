@@ -26,6 +26,7 @@ help_message="Usage: $0 [options] <data-dir> <ali-rspecifier> <egs-dir>
 e.g.: $0 --nj 4 data/train ark:data/ali/pdf.ark egs
 Options: --cmd, --nj, --cv-spk-percent, --seed, --splice, --cmvn-opts, --num-pdfs, --stage"
 . "$(dirname "$0")/parse_options.sh"
+. "$(dirname "$0")/common.sh"
 
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 data=$1; ali=$2; dir=$3
@@ -41,6 +42,7 @@ if [ -f "$dir/info/num_pdfs" ] && [ "$(cat "$dir/info/num_pdfs")" != "$num_pdfs"
   echo "$0: $dir was made for $(cat "$dir/info/num_pdfs") pdfs, not $num_pdfs: use another egs dir" >&2; exit 1
 fi
 mkdir -p "$dir/log" "$dir/lists" "$dir/cv" "$dir/info"
+start_timeline "$dir"   # its wall time: $dir/log/timeline
 
 feats_of() {  # feats_of <scp>: an rspecifier of the (CMVN-normalised) features listed in <scp>
   if [ -f "$data/cmvn.scp" ]; then

@@ -7,6 +7,7 @@ help_message="Usage: $0 [options] <lang-dir> <model-dir> <graph-dir>
 e.g.: $0 data/lang exp/tri1 exp/tri1/graph"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
+log_wall_time   # "$0: wall time N s" at exit
 [ $# -eq 3 ] || { echo "$help_message" >&2; exit 1; }
 lang=$1; mdl=$2; dir=$3
 require_files "$mdl/final.mdl" "$mdl/tree" "$lang/L_disambig.fst"

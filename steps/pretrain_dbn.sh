@@ -33,6 +33,7 @@ e.g.: $0 --nn-depth 6 --hid-dim 2048 egs exp/dbn
 Options: --nn-depth, --hid-dim, --rbm-iter, --rbm-lrate, --rbm-lrate-low, --rbm-l2penalty, --param-stddev,
   --minibatch-size, --nj, --mpi-cmd, --average-every, --seed"
 . "$(dirname "$0")/parse_options.sh"
+. "$(dirname "$0")/common.sh"
 
 if [ $# -ne 2 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; dir=$2
@@ -40,6 +41,7 @@ for f in "$egs/final.feature_transform" "$egs/feats.1.scp"; do
   [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
 done
 mkdir -p "$dir/log"
+start_timeline "$dir"   # its wall time: $dir/log/timeline
 cp "$egs/final.feature_transform" "$dir/final.feature_transform"
 cat "$egs"/feats.*.scp > "$dir/train.scp"
 if [ "$nj" -gt 1 ]; then

@@ -19,6 +19,7 @@ e.g.: $0 --nj 4 egs32 egs4
 Options: --nj"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
+log_wall_time   # "$0: wall time N s" at exit
 
 if [ $# -ne 2 ]; then echo "$help_message" >&2; exit 1; fi
 src=$(cd "$1" && pwd); dst=$2

@@ -35,6 +35,7 @@ Options: --mpi-cmd, --learning-rate, --lr-schedule, --lr-decay, --final-learning
   --minibatch-size, --randomizer-size, --seed, --threads-per-rank, --train-opts"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
+log_wall_time   # "$0: wall time N s" at exit
 
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3

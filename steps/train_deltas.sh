@@ -11,6 +11,7 @@ e.g.: $0 300 3000 data/mfcc/train data/lang exp/mono_ali exp/tri1
 Options: --cmd, --boost-silence, --oov WORD, --seed"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
+log_wall_time   # "$0: wall time N s" at exit
 [ $# -eq 6 ] || { echo "$help_message" >&2; exit 1; }
 leaves=$1; gauss=$2; data=$3; lang=$4; alidir=$5; dir=$6
 require_files "$data/feats.scp" "$data/text" "$alidir/final.mdl" "$alidir/tree" "$alidir/ali.1.gz"

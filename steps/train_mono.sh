@@ -16,6 +16,7 @@ e.g.: $0 --totgauss 1000 data/mfcc/train data/lang exp/mono
 Options: --cmd, --totgauss, --num-iters, --boost-silence, --oov WORD, --shortest N, --seed"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
+log_wall_time   # "$0: wall time N s" at exit
 [ $# -eq 3 ] || { echo "$help_message" >&2; exit 1; }
 data=$1; lang=$2; dir=$3
 require_files "$data/feats.scp" "$data/text" "$lang/topo" "$lang/phones.txt"

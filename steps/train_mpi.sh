@@ -55,6 +55,7 @@ Options: --mpi-cmd, --num-epochs, --epoch-schedule, --initial-learning-rate, --f
   --train-opts, --threads-per-rank"
 . "$(dirname "$0")/parse_options.sh"
 . "$(dirname "$0")/common.sh"
+log_wall_time   # "$0: wall time N s" at exit
 
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 egs=$1; init=$2; dir=$3

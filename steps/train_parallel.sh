@@ -86,7 +86,8 @@ case $ng_state in reset|keep) ;; *) echo "$0: --ng-state must be reset or keep" 
 case $epoch_schedule in exponential|newbob) ;; *) echo "$0: --epoch-schedule must be exponential or newbob" >&2; exit 1 ;; esac
 
 start_exp_dir "$egs" "$dir"   # checks the egs, sets nj
-[ -f "$dir/0.nnet" ] || nnet-copy "$init" "$dir/0.nnet"
+start_timeline "$dir"         # the account of the step's wall time: $dir/log/timeline, nnet-report
+[ -f "$dir/0.nnet" ] || timed setup - nnet-copy "$init" "$dir/0.nnet"
 transform=$dir/final.feature_transform
 num_archives=$nj
 if [ "$num_jobs_initial" -gt 0 ]; then
@@ -112,9 +113,10 @@ jobs_at() {
 archive_offset() { local i o=0; for ((i = 0; i < $1; i++)); do o=$((o + $(jobs_at $i))); done; echo $o; }
 
 cv_prob() {  # cv_prob ITER: evaluates ITER.nnet on the CV set, once
-  local it=$1
+  local it=$1 phase=cv
+  [ "$it" = final ] && phase=final
   if ! grep -q '^cross-entropy=' "$dir/log/compute_prob_cv.$it.log" 2>/dev/null; then
-    $cmd "$dir/log/compute_prob_cv.$it.log" nnet-compute-prob --use-gpu="$use_gpu" \
+    timed $phase "$it" $cmd "$dir/log/compute_prob_cv.$it.log" nnet-compute-prob --use-gpu="$use_gpu" \
       --feature-transform="$transform" "$dir/$it.nnet" "scp:$egs/cv/feats.scp" "ark:$egs/cv/ali.ark"
   fi
   grep '^cross-entropy=' "$dir/log/compute_prob_cv.$it.log" | tail -n 1
@@ -165,9 +167,11 @@ for ((x = 0; x < num_iters; x++)); do
   # newbob: its own rate, constant over the iteration; else the exponential schedule at iteration x
   schedule=(--initial="$initial_learning_rate" --final="$final_learning_rate" "$x" "$num_iters")
   [ "$epoch_schedule" = newbob ] && schedule=(--initial="$learn_rate" --final="$learn_rate" 0 1)
+  t0=$(_now)
   read -r lr auto_change auto_param_change < <(nnet-learning-rate --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" \
     --change-limits-for="$optimizer" "${schedule[@]}" 2>>"$dir/log/learning_rate.log")
   [ -n "$lr" ] || { echo "$0: nnet-learning-rate failed (see $dir/log/learning_rate.log)" >&2; exit 1; }
+  echo "schedule $x $t0 $(_now)" >> "$_timeline"
   change=$max_change; param_change=$max_param_change
   [ "$change" = auto ] && change=$auto_change
   [ "$param_change" = auto ] && param_change=$auto_param_change
@@ -175,19 +179,19 @@ for ((x = 0; x < num_iters; x++)); do
   # A job that fails (after the launcher's --retries) is left out of the average, as are jobs whose
   # objective is not finite or an outlier; the step stops only when no job succeeded. A preempted
   # job checkpoints into ckpt/ and is requeued by the launcher; rerun, it resumes exactly.
-  $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" nnet-train-simple --optimizer="$optimizer" --use-gpu="$use_gpu" \
+  timed train $x $cmd JOB=1:"$nj" "$dir/log/train.$x.JOB.log" nnet-train-simple --optimizer="$optimizer" --use-gpu="$use_gpu" \
     --learn-rate="$lr" --minibatch-size="$minibatch_size" --randomizer-size="$randomizer_size" \
     --randomizer-seed=$((seed + x)) --momentum="$momentum" --l2-penalty="$l2_penalty" $train_opts "${state_opts[@]}" \
     --max-change="$change" --max-param-change="$param_change" --checkpoint="$dir/ckpt/$x.JOB.npz" \
     --feature-transform="$transform" "$dir/$from.nnet" "$job_feats" \
     "$job_ali" "$dir/$x.JOB.nnet" || echo "$0: iteration $next: some training jobs failed; averaging the successful ones" >&2
-  if ! nnet-successful-models --max-gap="$max_objective_gap" "$dir/log/train.$x.JOB.log" "$dir/$x.JOB.nnet" "$nj" \
+  if ! timed averaging $x nnet-successful-models --max-gap="$max_objective_gap" "$dir/log/train.$x.JOB.log" "$dir/$x.JOB.nnet" "$nj" \
       > "$dir/log/successful.$x.list" 2> "$dir/log/successful.$x.log"; then
     echo "$0: iteration $next: no training job succeeded; see $dir/log/train.$x.*.log" >&2; exit 1
   fi
   grep WARNING "$dir/log/successful.$x.log" >&2 || true
   mapfile -t models < "$dir/log/successful.$x.list"
-  $cmd "$dir/log/average.$x.log" nnet-average "${models[@]}" "$dir/$next.nnet"
+  timed averaging $x $cmd "$dir/log/average.$x.log" nnet-average "${models[@]}" "$dir/$next.nnet"
   [ "$keep_job_models" = true ] || rm -f "$dir/$x".*.nnet
   rm -f "$dir/ng/$x".*.npz
   cv=$(cv_prob $next)
@@ -212,7 +216,7 @@ n=$num_models_combine
 [ "$n" -le "$last" ] || n=$last
 [ "$final_model" = combine ] && [ "$n" -lt 2 ] && final_model=last   # one model: nothing to combine
 if [ "$final_model" = last ] || [ "$last" -lt 2 ]; then
-  [ "$dir/final.nnet" -nt "$dir/$last.nnet" ] || nnet-copy "$dir/$last.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
+  [ "$dir/final.nnet" -nt "$dir/$last.nnet" ] || timed final - nnet-copy "$dir/$last.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
   echo "$last.nnet" > "$dir/final_model"
   echo "$0: done: $dir/final.nnet (= $last.nnet); final CV $(cv_prob "$last")"
   exit 0
@@ -222,11 +226,11 @@ if [ ! -f "$dir/final.nnet" ] || [ "$dir/$last.nnet" -nt "$dir/final.nnet" ]; th
   if [ "$final_model" = best-cv ]; then
     best=$(for ((i = 1; i <= last; i++)); do echo "$i $(cv_prob $i | sed 's/cross-entropy=\([^ ]*\).*/\1/')"; done |
            sort -g -k2 | head -n 1 | cut -d' ' -f1)
-    nnet-copy "$dir/$best.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
+    timed final - nnet-copy "$dir/$best.nnet" "$dir/final.nnet" 2>>"$dir/log/copy_final.log"
     echo "$best.nnet (best CV cross-entropy of iterations 1-$last)" > "$dir/final_model"
   else
     models=(); for ((i = last - n + 1; i <= last; i++)); do models+=("$dir/$i.nnet"); done
-    $cmd "$dir/log/combine.log" nnet-combine --use-gpu="$use_gpu" --feature-transform="$transform" \
+    timed final - $cmd "$dir/log/combine.log" nnet-combine --use-gpu="$use_gpu" --feature-transform="$transform" \
       --method="$combine_method" --num-frames="$combine_frames" --seed="$seed" --fit-utts-out="$dir/combine_fit_utts" \
       "${models[@]}" "scp:$egs/cv/feats.scp" "ark:$egs/cv/ali.ark" "$dir/final.nnet"
     chosen=$(grep -o 'chosen=[^ ]*' "$dir/log/combine.log" | tail -n 1 | cut -d= -f2)

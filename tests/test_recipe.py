@@ -96,6 +96,16 @@ def test_tiny_recipe_end_to_end_and_resume(recipe_copy):
     # the recipe's wall time, per stage, from its own clock
     t = re.search(r"run.sh: wall time (\d+)m(\d+)s \(Stage 0 \d+ s, .*Stage 7 \d+ s\)", p.stdout)
     assert t and (recipe_copy / "exp" / "wall_time").read_text().startswith(f"{t.group(1)}m{t.group(2)}s (Stage 0")
+    # ... and where it went: the stages' timeline adds up to the wall time, the account of it (the
+    # training stages split by phase) leaves little unaccounted
+    a = re.search(r"training steps ([0-9.]+)% of it, accounted for ([0-9.]+)%", p.stdout)
+    assert a and 0 < float(a.group(1)) < 100 and float(a.group(2)) >= 90, p.stdout[-3000:]
+    lines = [ln.split() for ln in (recipe_copy / "exp" / "timeline").read_text().splitlines()]
+    wall = sum(float(ln[3]) - float(ln[2]) for ln in lines if ln[0] == "wall")
+    stages = sum(float(ln[3]) - float(ln[2]) for ln in lines if ln[0] == "stage")
+    assert [ln[1] for ln in lines if ln[0] == "stage"] == [str(i) for i in range(8)] and abs(wall - stages) < 0.05
+    rows = re.findall(r"^\| ([^|]+) \| ([0-9.]+) \| [0-9.]+% \|$", (recipe_copy / "exp" / "account.md").read_text(), re.M)
+    assert sum(float(v) for k, v in rows if "wall time" not in k) == pytest.approx(wall, abs=0.2)
 
     # A run killed after iteration 2: the last iterations are recomputed, earlier ones are not.
     final_before = (exp / "final.nnet").read_bytes()

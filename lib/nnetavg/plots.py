@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 
+from nnetavg.account import account_table, experiment_account
 from nnetavg.experiment import Experiment
 
 # Su, Chen & Xu 2015 (seed 001), Sec. 5.2 and Table 3: speed-up on K20 GPUs, Switchboard 300 h,
@@ -189,6 +190,11 @@ def summary_markdown(exps: list[Experiment], images: list[str], out_dir: str) ->
             lines.append(f"| {n} ({name}) | {s:.2f} | {s / n:.2f} | {paper} |")
         lines.append(f"| 16 / 32 | | | {PAPER_SPEEDUP[16]} / {PAPER_SPEEDUP[32]} (scaling {PAPER_SPEEDUP[16] / 16:.2f} / "
                      f"{PAPER_SPEEDUP[32] / 32:.2f}) |")
+    for e in exps:
+        acc = experiment_account(e.path)
+        if acc is not None:
+            lines += ["", f"Where the wall time of `{e.name}` went (its step's log/timeline and the jobs' logs):", "",
+                      account_table(acc).rstrip("\n")]
     lines += ["", *[f"![{os.path.splitext(os.path.basename(p))[0]}]({os.path.relpath(p, out_dir)})" for p in images]]
     return "\n".join(lines) + "\n"
 

@@ -216,3 +216,26 @@ def test_state_round_trip(tmp_path):
     wrong = NGSGD(Network(init_from_proto(make_proto(6, 5, 1, 25), seed=3)))
     with pytest.raises(Exception, match="does not fit"):
         wrong.load_state(state)
+
+
+def test_rank_divisor_gives_narrow_layers_smaller_ranks():
+    net = Network(init_from_proto(make_proto(440, 68, 2, 512)))
+    ranks = lambda opt: [(p.rank, q.rank) for p, q in opt.pre.values()]  # noqa: E731
+    assert ranks(NGSGD(net)) == [(20, 80)] * 3   # as given (68 is reduced to 67 at the first call)
+    # divisor 16: at most dim / 16 per side: 441 -> 27, 513 -> 32, 68 -> 4
+    assert ranks(NGSGD(net, ng=NGSGDOptions(rank_divisor=16))) == [(20, 32), (20, 32), (20, 4)]
+    assert ranks(NGSGD(net, ng=NGSGDOptions(rank_in=40, rank_divisor=32))) == [(13, 16), (16, 16), (16, 2)]
+    assert NGSGD(Network(init_from_proto(make_proto(3, 2, 1, 4))), ng=NGSGDOptions(rank_divisor=64)).side_rank(80, 5) == 1
+
+
+def test_row_norms_come_with_gamma_and_are_those_of_x_hat():
+    rng = np.random.default_rng(8)
+    p = OnlinePreconditioner(rank=4, update_period=2)
+    q = copy.deepcopy(p)
+    for _ in range(14):   # updating and not updating calls
+        X = rng.standard_normal((32, 12)) * rng.uniform(0.5, 2.0, 12)
+        Xq = X.copy()
+        gamma = p.precondition(X, row_norms=True)
+        assert q.precondition(Xq) == pytest.approx(gamma, rel=1e-12) and q.row_norms2 is None
+        np.testing.assert_array_equal(X, Xq)
+        np.testing.assert_allclose(p.row_norms2, (X * X).sum(axis=1), rtol=1e-12)

@@ -42,19 +42,39 @@ help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|larg
 . ./path.sh
 . steps/parse_options.sh
 
-stage_times=""; stage_name=""; stage_t0=$SECONDS
+now() { local t=${EPOCHREALTIME:-$(date +%s.%N)}; echo "${t/,/.}"; }
+mkdir -p "$exp"
+timeline=$exp/timeline   # "stage N START END" per stage, "wall - START END" per run: nnet-report --timeline
+stage_times=""; stage_name=""; stage_label=""; run_t0=$(now); stage_t0=$run_t0
+close_stage() {
+  [ -n "$stage_name" ] || return 0
+  local t1; t1=$(now)
+  echo "stage ${stage_name#Stage } $stage_t0 $t1 $stage_label" >> "$timeline"
+  stage_times+="${stage_times:+, }$stage_name $(awk -v a="$stage_t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s"
+  stage_t0=$t1
+}
 log() {   # a "Stage N: ..." line also closes the previous stage's timing (the summary at the end)
   if [[ "$*" == Stage\ * ]]; then
-    [ -z "$stage_name" ] || stage_times+="${stage_times:+, }$stage_name $((SECONDS - stage_t0)) s"
-    stage_name=${1%%:*}; stage_t0=$SECONDS
+    close_stage
+    stage_name=${1%%:*}
+    stage_label=${*#*: }; stage_label=${stage_label%%:*}
   fi
   echo "$(date +%H:%M:%S) run.sh: $*"
 }
-finish_timing() {
-  [ -z "$stage_name" ] || stage_times+="${stage_times:+, }$stage_name $((SECONDS - stage_t0)) s"
-  local total="$((SECONDS / 60))m$((SECONDS % 60))s"
-  log "wall time $total ($stage_times)"
-  mkdir -p "$exp" && echo "$total ($stage_times) $(date +%Y-%m-%d) $(nproc) cores" > "$exp/wall_time"
+finish_timing() {   # the wall time per stage, and where it went (nnet-report --timeline)
+  close_stage
+  echo "wall - $run_t0 $(now)" >> "$timeline"
+  local total="$((SECONDS / 60))m$((SECONDS % 60))s" exps account=""
+  exps=$(for m in dnn linear; do [ -f $exp/$m/log/timeline ] && echo $exp/$m; done)
+  if [ -n "$exps" ] && nnet-report --out $exp/report --timeline "$timeline" --account-only $exps \
+      > $exp/account.md 2> $exp/account.log; then
+    account=$(grep -o 'wall-seconds=.*' $exp/account.log | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "=");
+      f[kv[1]] = kv[2] } printf "; training steps %.1f%% of it, accounted for %.1f%%", 100 * f["steps-share"],
+      100 * f["accounted-share"] }')
+    cat $exp/account.md
+  fi
+  log "wall time $total ($stage_times)$account"
+  echo "$total ($stage_times)$account $(date +%Y-%m-%d) $(nproc) cores" > "$exp/wall_time"
 }
 [ -z "$lr_schedule" ] || { echo "run.sh: WARNING: --lr-schedule is now --epoch-schedule" >&2; epoch_schedule=$lr_schedule; }
 

@@ -149,6 +149,7 @@ class OnlinePreconditioner:
         self.t = 0
         self.dim = 0
         self._scratch = None   # N x D buffer for H W, reused: no fresh large allocation per call
+        self.row_norms2 = None  # squared row norms of the last X_hat, when asked for
 
     # ------------------------------------------------------------------ helpers
     def eta(self, num_rows: int) -> float:
@@ -189,12 +190,17 @@ class OnlinePreconditioner:
         self.W, self.d, self.rho = helper.W, helper.d, helper.rho
 
     # ------------------------------------------------------------------ the call
-    def precondition(self, X) -> float:
+    def precondition(self, X, row_norms: bool = False) -> float:
         """Replaces X (N x D) by X_hat (5) and returns gamma (6); updates the estimate when due.
         NaN or Inf in X: returns NaN and leaves X and the estimate untouched (the caller must not
-        take the step)."""
+        take the step). ``row_norms``: also leaves the squared norms of X_hat's rows in
+        ``self.row_norms2`` (what the max-change-per-sample limit needs; their sum is
+        tr(X_hat X_hat^T), so it costs no extra pass)."""
         N, D = X.shape
+        self.row_norms2 = None
         if D == 1:
+            if row_norms:
+                self.row_norms2 = get_array_module(X).einsum("ij,ij->i", X, X)
             return 1.0
         if self.t != 0 and D != self.dim:
             raise ValueError(f"natural gradient: matrix of dim {D} for a preconditioner of dim {self.dim}")
@@ -209,9 +215,14 @@ class OnlinePreconditioner:
             tr_before = _trace_xxt(work)
         self._precondition_internal(work, tr_before, self.updating())
         self.t += 1
-        tr_after = _trace_xxt(work)
         if work is not X:
             X[...] = work
+        if row_norms:
+            xp = get_array_module(X)
+            self.row_norms2 = xp.einsum("ij,ij->i", work, work)
+            tr_after = float(self.row_norms2.sum())
+        else:
+            tr_after = _trace_xxt(work)
         if tr_before <= 0.0 or not tr_after > 0.0 or not math.isfinite(tr_after):
             return 1.0
         return math.sqrt(tr_before / tr_after)                                            # (6)

@@ -144,6 +144,7 @@ class NGSGDOptions:
     ngsgd_variant: str = dataclasses.field(default="online", metadata={"help": "online: Kaldi's online Fisher estimate (nnet2/nnet3); simple: from the other rows of each minibatch"})
     rank_in: int = dataclasses.field(default=20, metadata={"help": "Rank of the input-side Fisher estimate"})
     rank_out: int = dataclasses.field(default=80, metadata={"help": "Rank of the output-side Fisher estimate"})
+    rank_divisor: int = dataclasses.field(default=0, metadata={"help": "0: the ranks as given; N: each side's rank is at most its dimension / N (narrow layers get smaller ranks)"})
     update_period: int = dataclasses.field(default=4, metadata={"help": "Update the Fisher estimates every N minibatches (after the first 10)"})
     num_samples_history: float = dataclasses.field(default=2000.0, metadata={"help": "Frames of memory of the Fisher estimates"})
     alpha: float = dataclasses.field(default=4.0, metadata={"help": "Smoothing of the Fisher estimates with the identity"})
@@ -183,12 +184,18 @@ class NGSGD(SGD):
         if self.ng.ngsgd_variant == "online":
             for i, c in enumerate(nnet.components):
                 if isinstance(c, AffineTransform):
-                    mk = lambda r: ngmod.OnlinePreconditioner(r, self.ng.update_period,  # noqa: E731
-                                                              self.ng.num_samples_history, self.ng.alpha)
-                    self.pre[i] = (mk(self.ng.rank_in), mk(self.ng.rank_out))
+                    mk = lambda r, d: ngmod.OnlinePreconditioner(  # noqa: E731
+                        self.side_rank(r, d), self.ng.update_period, self.ng.num_samples_history, self.ng.alpha)
+                    self.pre[i] = (mk(self.ng.rank_in, c.input_dim + 1), mk(self.ng.rank_out, c.output_dim))
         self._xe: dict[tuple[int, int], object] = {}
         self.limited = 0    # component updates scaled down by the max-change limit ...
         self.updates = 0    # ... out of this many (the epoch logs report the fraction)
+
+    def side_rank(self, rank: int, dim: int) -> int:
+        """The rank of one side's Fisher estimate: ``rank``, or with ``rank_divisor`` N at most dim / N."""
+        if self.ng.rank_divisor <= 0:
+            return rank
+        return max(1, min(rank, dim // self.ng.rank_divisor))
 
     def _with_ones(self, index: int, x):
         xp = get_array_module(x)
@@ -205,11 +212,14 @@ class NGSGD(SGD):
         n, din = x.shape
         xe = self._with_ones(index, x)
         online = self.ng.ngsgd_variant == "online"
+        lr = learn_rate * comp.lr_coef
+        limit_cfg = self.ng.max_change_per_sample if online else self.ng.simple_max_change
+        limiting = limit_cfg > 0 and lr
         try:
-            if online:
+            if online:   # the limit needs the rows' norms: the preconditioners form them with gamma
                 pin, pout = self.pre[index]
-                g_in = pin.precondition(xe)
-                g_out = pout.precondition(dy)
+                g_in = pin.precondition(xe, row_norms=limiting)
+                g_out = pout.precondition(dy, row_norms=limiting)
                 xh, gh = xe, dy
             else:
                 xh, g_in = self._ngmod.precondition_simple(xe, self.ng.alpha)
@@ -221,11 +231,13 @@ class NGSGD(SGD):
         if not np.isfinite(float(scale)):   # NaN/Inf in x or dy make the traces non-finite: never apply such a step
             raise NonFiniteUpdate(f"natural gradient of component {index + 1}: NaN or Inf in its input or "
                                   f"derivatives")
-        lr = learn_rate * comp.lr_coef
         self.updates += 1
-        limit_cfg = self.ng.max_change_per_sample if online else self.ng.simple_max_change
-        if limit_cfg > 0 and lr:
-            row_prod = xp.sqrt(xp.einsum("ij,ij->i", xh, xh) * xp.einsum("ij,ij->i", gh, gh))
+        if limiting:
+            if online:
+                rn_x, rn_g = pin.row_norms2, pout.row_norms2
+            else:
+                rn_x, rn_g = xp.einsum("ij,ij->i", xh, xh), xp.einsum("ij,ij->i", gh, gh)
+            row_prod = xp.sqrt(rn_x * rn_g)
             tot = lr * scale * float(row_prod.sum())
             limit = limit_cfg * n if online else limit_cfg
             if tot > limit:

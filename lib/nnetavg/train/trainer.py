@@ -77,6 +77,7 @@ class PassStats:
     loss_sum: float = 0.0
     correct: float = 0
     seconds: float = 0.0
+    step_seconds: float = 0.0   # of ``seconds``, inside the training steps (the rest: reading, shuffling)
     minibatches: int = 0
     weight: float = 0.0
     entropy_sum: float = 0.0
@@ -277,7 +278,9 @@ class Trainer:
                 done += 1
                 if done <= skip_minibatches:
                     continue
+                t0 = time.perf_counter()
                 loss, correct = self.step(xb, tb)
+                total.step_seconds += time.perf_counter() - t0
                 bar.update(xb.shape[0])
                 total.add(xb.shape[0], loss, correct, *self.last_weight_entropy)
                 window.add(xb.shape[0], loss, correct, *self.last_weight_entropy)

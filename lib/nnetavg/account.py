@@ -1,0 +1,149 @@
+"""Where a step's (or a recipe's) wall time went, read back from its timeline and its jobs' logs.
+
+``steps/common.sh``'s ``start_timeline`` / ``timed`` make every step that uses them append lines
+``PHASE ITER START END`` (Unix seconds) to ``DIR/log/timeline``, and ``wall - START END`` for the
+whole run at exit (a resumed run appends again: all runs count). The recipes write their stages
+the same way (``stage N START END``) into ``EXP/timeline``.
+
+The account of an experiment (:func:`experiment_account`), in seconds:
+
+* ``steps``: the training steps: of each iteration's jobs phase (``train``: first job started to
+  last job ended, launcher included), the share the jobs spent inside ``Trainer.step``
+  (``step-seconds`` of their ``done`` lines over the launcher's ``elapsed-seconds``);
+* ``reading``: the rest of the jobs' training pass (reading, CMVN, splicing, shuffling);
+* ``start``: the rest of the jobs phase: process start, imports, model read and write, the launcher;
+* ``averaging``: choosing the successful jobs and ``nnet-average``; ``schedule``: the learning rate
+  (``nnet-learning-rate``); ``cv``: the CV passes; ``final``: the final model (combination,
+  copy, its CV); ``setup``: before the first iteration;
+* ``unaccounted``: the wall time less all of the above (the shell between the phases).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections import OrderedDict
+
+from nnetavg.errors import NnetavgError
+from nnetavg.report import parse_line
+
+PHASES = ("steps", "reading", "start", "averaging", "schedule", "cv", "final", "setup")
+LABELS = {"steps": "training steps", "reading": "data reading (in the training pass)",
+          "start": "process start, model I/O, launcher", "averaging": "averaging (nnet-average)",
+          "schedule": "learning rate (nnet-learning-rate)", "cv": "CV passes",
+          "final": "final model (combination, its CV)", "setup": "setup", "unaccounted": "unaccounted"}
+
+
+def read_timeline(path: str) -> list[tuple[str, str, float, float]]:
+    """``(phase, iteration, start, end)`` of every line of a timeline file (words after END, a
+    stage's name, are read by :func:`stage_names`)."""
+    out = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                try:
+                    phase, it, t0, t1 = parts[0], parts[1], float(parts[2]), float(parts[3])
+                except (IndexError, ValueError):
+                    raise NnetavgError(f"{path}:{n}: not 'PHASE ITER START END': {line.strip()!r}") from None
+                out.append((phase, it, t0, t1))
+    except OSError as exc:
+        raise NnetavgError(f"cannot read timeline {path}: {exc.strerror}") from None
+    return out
+
+
+def stage_names(path: str) -> dict[str, str]:
+    """``{"stage N": "stage N: its name"}`` from the names the recipe wrote after a stage's END."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split(None, 4)
+            if len(parts) == 5 and parts[0] == "stage":
+                out[f"stage {parts[1]}"] = f"stage {parts[1]}: {parts[4].strip()}"
+    return out
+
+
+def _job_split(logdir: str, iteration: str) -> tuple[float, float]:
+    """(steps, reading) as fractions of the jobs' launcher time, over the jobs of one iteration."""
+    elapsed = steps = passes = 0.0
+    for path in glob.glob(os.path.join(logdir, f"train.{iteration}.*.log")):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+        done = [parse_line(line) for line in lines if " done " in line]
+        el = [float(line.split("=", 1)[1]) for line in lines if line.startswith("# elapsed-seconds=")]
+        if not done or not el:
+            continue
+        d = done[-1]
+        seconds = d.get("seconds", d["frames"] / max(d.get("frames-per-sec", 0.0), 1e-9))
+        elapsed += el[-1]
+        passes += min(seconds, el[-1])
+        steps += min(d.get("step-seconds", seconds), seconds, el[-1])
+    if elapsed <= 0:
+        return 0.0, 0.0
+    return steps / elapsed, (passes - steps) / elapsed
+
+
+def experiment_account(path: str) -> "OrderedDict[str, float] | None":
+    """Seconds per phase of ``path``'s step (keys: ``wall``, :data:`PHASES`, ``unaccounted``), or
+    None when it has no timeline (logs of a step before timelines, or not a train_parallel.sh dir)."""
+    logdir = os.path.join(path, "log")
+    tl = os.path.join(logdir, "timeline")
+    if not os.path.exists(tl):
+        return None
+    acc = OrderedDict((k, 0.0) for k in ("wall", *PHASES, "unaccounted"))
+    for phase, it, t0, t1 in read_timeline(tl):
+        span = max(t1 - t0, 0.0)
+        if phase == "wall":
+            acc["wall"] += span
+        elif phase == "train":
+            f_steps, f_reading = _job_split(logdir, it)
+            acc["steps"] += span * f_steps
+            acc["reading"] += span * f_reading
+            acc["start"] += span * (1.0 - f_steps - f_reading)
+        elif phase in PHASES:
+            acc[phase] += span        # any other phase name stays in the unaccounted rest
+    acc["unaccounted"] += acc["wall"] - sum(acc[k] for k in PHASES)
+    return acc
+
+
+def recipe_account(timeline: str, exp_dirs: list[str]) -> "OrderedDict[str, float]":
+    """The recipe's wall time (its ``wall`` lines) split into its stages, with the stages that ran
+    the experiments in ``exp_dirs`` replaced by those experiments' accounts (their phases summed;
+    what a stage spent outside its step's timeline is unaccounted)."""
+    lines = read_timeline(timeline)
+    wall = sum(t1 - t0 for p, _, t0, t1 in lines if p == "wall")
+    if wall <= 0:
+        raise NnetavgError(f"{timeline}: no 'wall' line (the recipe has not finished)")
+    exps = [(d, experiment_account(d)) for d in exp_dirs]
+    missing = [d for d, a in exps if a is None]
+    if missing:
+        raise NnetavgError(f"no timeline in {', '.join(missing)} (log/timeline): cannot account for their time")
+    # the stages that contain an experiment's step (its wall lines lie inside the stage)
+    spans = {d: [(t0, t1) for p, _, t0, t1 in read_timeline(os.path.join(d, "log", "timeline")) if p == "wall"]
+             for d, _ in exps}
+    acc: OrderedDict[str, float] = OrderedDict([("wall", wall)])
+    for p, it, t0, t1 in lines:
+        if p != "stage":
+            continue
+        if any(t0 <= a and b <= t1 + 1e-3 for runs in spans.values() for a, b in runs):
+            continue   # a training stage: its experiment's phases stand for it
+        acc[f"stage {it}"] = acc.get(f"stage {it}", 0.0) + (t1 - t0)
+    for phase in PHASES:
+        acc[phase] = sum(a[phase] for _, a in exps)
+    acc["unaccounted"] = wall - sum(v for k, v in acc.items() if k not in ("wall", "unaccounted"))
+    return acc
+
+
+def account_table(acc: "OrderedDict[str, float]", stage_names: dict[str, str] | None = None) -> str:
+    """A markdown table: phase, seconds, share of the wall time."""
+    wall = max(acc["wall"], 1e-9)
+    rows = ["| phase | seconds | share of wall time |", "|---|---|---|"]
+    for k, v in acc.items():
+        if k == "wall":
+            continue
+        label = (stage_names or {}).get(k, LABELS.get(k, k))
+        rows.append(f"| {label} | {v:.1f} | {100 * v / wall:.1f}% |")
+    rows.append(f"| **wall time** | {acc['wall']:.1f} | 100% |")
+    return "\n".join(rows) + "\n"

@@ -53,6 +53,7 @@ position_dependent_phones=false  # Kaldi's word-position-dependent phones (prepa
 corpus_seed=1         # seed of the synthetic corpus (voices, sentences, noise)
 sample_rate=0         # resample the corpus' audio to this rate (e.g. 8000; 0: espeak-ng's 22050 Hz)
 seed=777              # seed of the DNN's initialisation and frame shuffling (runs of one system differ by it)
+train_opts=""         # extra options for the DNN trainer (e.g. "--rank-out=40 --update-period=8")
 cv_spk_percent=10     # percent of the training speakers held out for cross-validation
 data=data
 exp=exp               # everything of one configuration (models, decodes) goes under here
@@ -203,7 +204,8 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   if [ $parallel = mpi ]; then
     steps/train_mpi.sh --mpi-cmd "$mpi_cmd" --num-epochs $num_iters "${common[@]}" $egs $exp/dnn/0.nnet $exp/dnn
   else
-    steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters "${common[@]}" $egs $exp/dnn/0.nnet $exp/dnn
+    steps/train_parallel.sh --cmd "$train_cmd" --num-iters $num_iters "${common[@]}" --train-opts "$train_opts" \
+      $egs $exp/dnn/0.nnet $exp/dnn
   fi
 fi
 

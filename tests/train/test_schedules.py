@@ -106,3 +106,88 @@ def test_default_change_limits_rule():
     assert default_change_limits("sgd", 64, True) == (0.75, 2.0)
     for args in (("sgd", 1, True), ("sgd", 8, False), ("ngsgd", 8, True), ("ngsgd", 1, False)):
         assert default_change_limits(*args) == (0.0, 0.0), args
+
+
+# ---- exact behaviour at the boundaries (each assertion kills a mutant that the tests above let live)
+
+def test_schedule_errors_say_what_is_wrong():
+    from nnetavg.train.schedules import MinibatchDecay, NewbobSchedule, XuRate, exponential_rate, make_schedule
+
+    with pytest.raises(ValueError, match=r"^learning rates must be positive$"):
+        exponential_rate(0.0, 0.1, 0, 2)
+    nb = NewbobSchedule(0.1)
+    with pytest.raises(ValueError, match=r"^call start\(\) with the initial model's CV loss first$"):
+        nb.after_iteration(1, 1.0)
+    nb.start(1.0)
+    with pytest.raises(ValueError, match=r"^iteration 2 after 0$"):
+        nb.after_iteration(2, 1.0)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"^the per-minibatch decay must be in \(0, 1\]$"):
+            MinibatchDecay(0.1, bad)
+    assert MinibatchDecay(0.1, 1.0).learning_rate(7, 0) == 0.1
+    for a, c in ((-1.0, 1.0), (1.0, -1.0)):
+        with pytest.raises(ValueError, match=r"^a and c must be non-negative$"):
+            XuRate(0.1, a, c)
+    assert XuRate(0.1, 0.0, 0.0).learning_rate(5, 0) == 0.1
+    with pytest.raises(ValueError, match=r"^--lr-schedule must be constant, minibatch-decay or xu, not 'XU'$"):
+        make_schedule("XU", 0.1)
+
+
+def test_per_minibatch_schedules_defaults_are_the_papers():
+    from nnetavg.train.schedules import MinibatchDecay, XuRate, make_schedule
+
+    assert MinibatchDecay(0.1).learning_rate(2, 0) == 0.1 * 0.999 ** 2
+    assert XuRate(0.1).learning_rate(4, 0) == 0.1 * (1 + 1.0 * 0.1 * 4) ** -0.75
+    d = make_schedule("minibatch-decay", 0.2)
+    assert isinstance(d, MinibatchDecay) and d.learning_rate(3, 0) == 0.2 * 0.999 ** 3
+    x = make_schedule("xu", 0.2)
+    assert isinstance(x, XuRate) and x.learning_rate(4, 0) == 0.2 * (1 + 0.2 * 4) ** -0.75
+    x = make_schedule("xu", 0.2, xu_a=3.0, xu_c=0.5)
+    assert x.learning_rate(4, 0) == 0.2 * (1 + 3.0 * 0.2 * 4) ** -0.5
+
+
+def test_newbob_decisions_at_their_boundaries():
+    from nnetavg.train.schedules import NewbobSchedule
+
+    nb = NewbobSchedule(0.1)
+    assert nb.learning_rate() == 0.1 and nb.state["best_iter"] == 0
+    nb.start(1.0)
+    # an equal CV loss is not an improvement: rejected; best stays the initial model; no
+    # improvement (0 < 0.01) starts halving
+    assert nb.after_iteration(1, 1.0) is False
+    assert nb.state["best_iter"] == 0 and nb.state["halving"] and nb.learning_rate() == 0.05
+    assert nb.state["history"] == [{"iteration": 1, "cv_loss": 1.0, "accepted": False, "learn_rate": 0.1}]
+
+    # an improvement of exactly start_halving_impr does not start halving (strictly less does)
+    nb = NewbobSchedule(0.1, start_halving_impr=0.25, end_halving_impr=0.125)
+    nb.start(1.0)
+    assert nb.after_iteration(1, 0.75) and not nb.state["halving"] and nb.learning_rate() == 0.1
+    assert nb.after_iteration(2, 0.75 * 0.875) and nb.state["halving"] and nb.learning_rate() == 0.05   # 0.125 < 0.25
+    # once halving, an improvement of exactly end_halving_impr does not stop (strictly less does)
+    loss = nb.state["loss"]
+    assert nb.after_iteration(3, loss * 0.875) and not nb.state["stop"]
+    assert nb.after_iteration(4, nb.state["loss"] * 0.9) and nb.state["stop"]
+
+    # keep_lr_iters: up to and including that iteration, any model is accepted and the rate kept
+    nb = NewbobSchedule(0.1, keep_lr_iters=2)
+    nb.start(1.0)
+    assert nb.after_iteration(1, 2.0) and nb.after_iteration(2, 2.0)
+    assert nb.learning_rate() == 0.1 and not nb.state["halving"] and nb.state["best_iter"] == 2
+    assert nb.after_iteration(3, 2.0) is False and nb.state["halving"]
+
+    # a CV loss of 0 (a perfect model) is no improvement over itself, and no division by zero
+    nb = NewbobSchedule(0.1)
+    nb.start(0.0)
+    assert nb.after_iteration(1, 0.0) is False and nb.state["halving"] and nb.learning_rate() == 0.05
+
+    # min_iters 0 and max_iters 20 by default: a worse first model is rejected; 20 iterations at most
+    nb = NewbobSchedule(0.1)
+    nb.start(1.0)
+    assert nb.after_iteration(1, 1.5) is False
+    nb = NewbobSchedule(0.1, start_halving_impr=0.0, end_halving_impr=0.0)
+    nb.start(1.0)
+    for i in range(1, 20):
+        nb.after_iteration(i, 1.0 - i / 100)
+        assert not nb.state["stop"], i
+    nb.after_iteration(20, 0.79)
+    assert nb.state["stop"]

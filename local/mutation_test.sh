@@ -2,7 +2,9 @@
 # Mutation testing (mutmut 3) of the modules where a wrong sign or constant silently costs
 # accuracy, each with the fast tests that cover it; writes the score and the surviving mutants.
 #   ./setup.sh mutation && local/mutation_test.sh [--out REPORT.md] [--workdir DIR] [MODULE ...]
-# MODULE is a path under lib/nnetavg (e.g. train/combine.py); default: the list below.
+# MODULE is a path under lib/nnetavg (e.g. train/combine.py), optionally with :NAME to score only
+# the mutants of functions or classes whose name contains NAME (train/trainer.py:ChangeLimiter, the
+# limiter); default: the list below.
 # Survivors listed in local/mutation_equivalent.txt ("NAME  reason", one per line) are reported as
 # equivalent (the same program: a default argument spelt out, float("NAN")) and left out of the score.
 # Each module is mutated in a scratch copy of the committed tree (git archive HEAD), with lib/
@@ -35,7 +37,7 @@ declare -A tests=(
 )
 modules=("$@")
 [ ${#modules[@]} -gt 0 ] || modules=(train/schedules.py train/combine.py train/optim.py train/natural_gradient.py
-                                     train/trainer.py parallel/bmuf.py parallel/averaging.py parallel/server.py rbm.py)
+                                     train/trainer.py:ChangeLimiter parallel/bmuf.py parallel/averaging.py parallel/server.py rbm.py)
 mutmut=$top/.venv/bin/mutmut
 equivalents=$top/local/mutation_equivalent.txt
 [ -x "$mutmut" ] || { echo "$0: mutmut is not installed: ./setup.sh mutation" >&2; exit 1; }
@@ -50,10 +52,12 @@ mkdir -p "$work"
   echo "|---|---|---|---|---|---|---|---|---|"
 } > "$out.tmp"
 survivors=""
-for m in "${modules[@]}"; do
+for spec in "${modules[@]}"; do
+  m=${spec%%:*}; only=""
+  [ "$m" = "$spec" ] || only=${spec#*:}
   t=${tests[$m]:-}
   [ -n "$t" ] || { echo "$0: no tests listed for $m" >&2; exit 1; }
-  d=$work/$(echo "$m" | tr / _)
+  d=$work/$(echo "$spec" | tr /: __)
   rm -rf "$d" && mkdir -p "$d"
   git -C "$top" archive HEAD | tar -x -C "$d"
   mv "$d/lib" "$d/src"
@@ -67,7 +71,7 @@ for m in "${modules[@]}"; do
   } >> "$d/setup.cfg"
   mkdir -p "$d/mutants/src"
   (cd "$d" && PYTHONPATH=$d/mutants/src "$mutmut" run > "$d/mutmut.log" 2>&1) || true
-  (cd "$d" && PYTHONPATH=$d/mutants/src "$mutmut" results --all true 2>/dev/null > "$d/results.txt") || true
+  (cd "$d" && PYTHONPATH=$d/mutants/src "$mutmut" results --all true 2>/dev/null | grep -F -- "${only}" > "$d/results.txt") || true
   count() { grep -c ": $1\$" "$d/results.txt" || true; }
   total=$(grep -c "__mutmut_" "$d/results.txt" || true)
   killed=$(count killed); notests=$(count "no tests"); timeout=$(count timeout)
@@ -82,10 +86,10 @@ for m in "${modules[@]}"; do
   done < <(grep ": survived$" "$d/results.txt" | sed 's/^ *//; s/: survived$//')
   score=$(awk -v k="$killed" -v n="$total" -v z="$notests" -v e="$equivalent" \
     'BEGIN { d = n - z - e; printf "%.1f%%", (d > 0 ? 100 * k / d : 0) }')
-  echo "| $m | $t | $total | $killed | $survived | $equivalent | $notests | $timeout | $score |" >> "$out.tmp"
-  survivors+=$'\n'"### $m: survived"$'\n\n'"${live:-none}"$'\n'
-  [ -z "$equiv" ] || survivors+=$'\n'"### $m: equivalent"$'\n\n'"$equiv"
-  echo "$0: $m: $killed killed, $survived survived, $notests without tests, of $total ($score)"
+  echo "| $spec | $t | $total | $killed | $survived | $equivalent | $notests | $timeout | $score |" >> "$out.tmp"
+  survivors+=$'\n'"### $spec: survived"$'\n\n'"${live:-none}"$'\n'
+  [ -z "$equiv" ] || survivors+=$'\n'"### $spec: equivalent"$'\n\n'"$equiv"
+  echo "$0: $spec: $killed killed, $survived survived, $notests without tests, of $total ($score)"
 done
 printf '%s\n' "$survivors" >> "$out.tmp"
 mv "$out.tmp" "$out"

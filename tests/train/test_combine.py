@@ -129,3 +129,126 @@ def test_combine_command(tmp_path):
     assert "method=bfgs" in p.stderr and "weights (per component): model 1:" in p.stderr
     p = run_cmd(["nnet-combine", f"{tmp_path}/1.nnet", feats, ali], check=False)
     assert p.returncode == 1 and "need MODEL1" in p.stderr
+
+
+def _avg(models, n):
+    return sum(m.params for m in models[-n:]) / n
+
+
+def test_average_last_against_its_definition(tmp_path, caplog):
+    import logging
+
+    from nnetavg.train.trainer import mean_cross_entropy
+
+    net, x, t, rng = models_and_data(tmp_path)
+    good = trained(net, x, t, epochs=10)
+    noise = rng.normal(0, 0.4, good.params.shape)
+    models = [good.copy() for _ in range(3)]
+    models[0].params[...] += 3 * rng.normal(0, 0.4, good.params.shape)   # far off: hurts any average holding it
+    models[1].params[...] += noise
+    models[2].params[...] -= noise                                      # the last two straddle the good point
+    ref = []
+    for n in (1, 2, 3):
+        probe = good.copy()
+        probe.params[...] = _avg(models, n)
+        ref.append(mean_cross_entropy(probe, x, t))
+    assert int(np.argmin(ref)) == 1          # the construction works: the last two are best
+    with caplog.at_level(logging.INFO, logger="nnetavg.train.combine"):
+        r = average_last(models, x, t)
+    assert r.chosen == "last-2" and r.evaluations == 3
+    assert (r.objective, r.average_objective, r.single_objectives) == (ref[1], ref[2], [ref[0]])
+    np.testing.assert_array_equal(r.weights, [[0.0], [0.5], [0.5]])
+    np.testing.assert_allclose(r.network.params, _avg(models, 2), rtol=1e-12)
+    assert [rec.getMessage() for rec in caplog.records] == [
+        f"held-out cross-entropy of the average of the last {n} model(s): {v:.6g}" for n, v in zip((1, 2, 3), ref)]
+    # a model with NaN parameters makes every average holding it NaN: never chosen
+    bad = models[0].copy()
+    bad.params[0] = np.nan
+    r = average_last([bad, models[1], models[2]], x, t)
+    assert r.chosen == "last-2" and np.isnan(r.average_objective) and np.all(np.isfinite(r.network.params))
+    # equal objectives: the smaller n (the last model itself, bitwise)
+    far = good.copy()
+    far.params[...] += 50 * noise
+    r = average_last([far, models[2], models[2].copy()], x, t)
+    assert r.chosen == "last-1" and np.array_equal(r.network.params, models[2].params)
+
+
+def test_refusals_name_the_problem(tmp_path):
+    from nnetavg.errors import NnetavgError, TopologyError
+
+    net, x, t, _ = models_and_data(tmp_path)
+    for fn in (average_last, combine):
+        with pytest.raises(NnetavgError, match="^no models to combine$"):
+            fn([], x, t)
+    run_cmd(["nnet-init", "--input-dim=6", "--output-dim=5", "--hidden-layers=1", "--hidden-dim=9", f"{tmp_path}/9.nnet"])
+    other = read_nnet(f"{tmp_path}/9.nnet", dtype=np.float64)
+    for fn in (average_last, combine):
+        with pytest.raises(TopologyError, match=r"^combine: component 1 is <AffineTransform> 6->9 in one network"):
+            fn([net, other], x, t)
+
+
+def _golden(f, lo, hi, tol=1e-7):
+    """Minimum of a unimodal f on [lo, hi] by golden-section search (the reference optimiser)."""
+    g = (5 ** 0.5 - 1) / 2
+    a, b = lo, hi
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > tol:
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return (a + b) / 2
+
+
+def test_bfgs_reaches_the_optimum_of_a_reference_search(tmp_path):
+    """Two models, one weight per model (w, 1 - w), then one weight per component: BFGS's held-out
+    objective against golden-section (and coordinate-wise golden-section) searches of the same
+    function; the weights it returns are those of its objective."""
+    net, x, t, rng = models_and_data(tmp_path)
+    good = trained(net, x, t, epochs=10)
+    a, b = good.copy(), good.copy()
+    a.params[...] += rng.normal(0, 0.5, a.params.shape)
+    b.params[...] += rng.normal(0, 0.5, b.params.shape)
+    held = _HeldOut(good.copy(), x, t)
+    ranges = [(s, e) for _, s, e in good.param_ranges()]
+
+    def loss(ws):   # one weight of model a per component (or one for all)
+        p = b.params.copy()
+        for (s, e), w in zip(ranges, ws if len(ws) > 1 else ws * len(ranges)):
+            p[s:e] = w * a.params[s:e] + (1 - w) * b.params[s:e]
+        return held.loss(p)
+
+    w_ref = _golden(lambda w: loss([w]), 0.0, 1.0)
+    r = combine([a, b], x, t, per_component=False)
+    assert r.chosen == "combination"
+    assert r.objective <= loss([w_ref]) + 1e-7 and abs(r.weights[0, 0] - w_ref) < 2e-3, (r.weights, w_ref)
+    assert r.weights[0, 0] + r.weights[1, 0] == pytest.approx(1.0, abs=1e-12)
+    assert held.loss(r.network.params) == pytest.approx(r.objective, rel=1e-12)
+    ws = [0.5] * len(ranges)
+    for _ in range(6):
+        for c in range(len(ws)):
+            ws[c] = _golden(lambda w: loss(ws[:c] + [w] + ws[c + 1:]), 0.0, 1.0)
+    r = combine([a, b], x, t)
+    assert r.objective <= loss(ws) + 1e-6, (r.objective, loss(ws))
+    np.testing.assert_allclose(r.weights[0], ws, atol=5e-3)
+
+
+def test_held_out_loss_and_gradient_do_not_depend_on_the_chunk(tmp_path):
+    net, x, t, _ = models_and_data(tmp_path)
+    whole, chunks = _HeldOut(net.copy(), x, t), _HeldOut(net.copy(), x, t, chunk=64)
+    f1, g1 = whole.loss_and_grad(net.params)
+    f2, g2 = chunks.loss_and_grad(net.params)
+    assert f2 == pytest.approx(f1, rel=1e-12) and chunks.loss(net.params) == pytest.approx(f1, rel=1e-12)
+    np.testing.assert_allclose(g2, g1, rtol=1e-10, atol=1e-14)
+
+
+def test_weights_table_names_every_model_and_component():
+    from nnetavg.train.combine import CombineResult, weights_table
+
+    r = CombineResult(None, np.array([[0.25, 1.0], [0.75, 0.0]]), 0.0, 0.0, [], "combination", 1)
+    assert weights_table(r) == "model 1: 0.250 1.000; model 2: 0.750 0.000"

@@ -189,3 +189,49 @@ def test_reconstruction_error_is_half_the_squared_error():
     hs = ((1 / (1 + np.exp(-(x.astype(np.float64) @ W.T + bh)))) > u).astype(np.float64)
     v1 = 1 / (1 + np.exp(-(hs @ W + bv)))
     assert e == pytest.approx(0.5 * ((x - v1) ** 2).sum(), rel=1e-4)
+
+
+@pytest.mark.parametrize("vis,hid", [("bern", "bern"), ("gauss", "bern"), ("bern", "gauss")])
+def test_cd1_steps_against_the_update_equations(vis, hid):
+    """Three CD-1 steps (momentum schedule without nnet1's bug, L2, a schedule step after the
+    second minibatch) recomputed here from the same random draws with equations (5)-(9)."""
+    rng = np.random.default_rng(11)
+    net = new_rbm(8, 5, vis, hid, seed=4)
+    r = net.components[0]
+    W, bv, bh = (np.array(r.param(k), np.float64) for k in ("weight", "visible_bias", "hidden_bias"))
+    opts = RbmTrainOptions(learn_rate=0.05, momentum=0.5, momentum_max=0.9, momentum_steps=2,
+                           momentum_step_period=60, l2_penalty=0.01, minibatch_size=30, with_bug=False)
+    tr = RbmTrainer(net, opts)
+    draws = np.random.default_rng(opts.randomizer_seed + 1)
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    dW, dbv, dbh = np.zeros_like(W), np.zeros_like(bv), np.zeros_like(bh)
+    frames = 0
+    for step in range(3):
+        v0 = (rng.random((30, 8)) < 0.4).astype(np.float32) if vis == "bern" else \
+            (rng.standard_normal((30, 8)) * 0.5).astype(np.float32)
+        err = tr.step(v0)
+        m = min(0.9, 0.5 + (frames // 60) * (0.9 - 0.5) / 2)   # 0.5, 0.5, 0.7: the schedule
+        lr = 0.05 * (1 - m)
+        v = v0.astype(np.float64)
+        h0 = v @ W.T + bh
+        if hid == "bern":
+            h0 = sig(h0)
+            hs = (h0 > draws.random(h0.shape, dtype=np.float32)).astype(np.float64)
+        else:
+            hs = h0 + draws.standard_normal(h0.shape, dtype=np.float32)
+        v1 = hs @ W + bv
+        if vis == "bern":
+            v1 = sig(v1)
+        h1 = v1 @ W.T + bh
+        if hid == "bern":
+            h1 = sig(h1)
+        assert err == pytest.approx(0.5 * ((v - v1) ** 2).sum(), rel=1e-4)
+        dW = m * dW + lr / 30 * (h0.T @ v - h1.T @ v1) - lr * 0.01 * W
+        dbv = m * dbv + lr / 30 * (v - v1).sum(axis=0)
+        dbh = m * dbh + lr / 30 * (h0 - h1).sum(axis=0)
+        W, bv, bh = W + dW, bv + dbv, bh + dbh
+        frames += 30
+        assert tr.lr == pytest.approx(lr, rel=1e-12) and tr.mom == pytest.approx(m, rel=1e-12)
+        for k, ref in (("weight", W), ("visible_bias", bv), ("hidden_bias", bh)):
+            np.testing.assert_allclose(np.asarray(r.param(k), np.float64), ref, rtol=2e-4, atol=2e-6, err_msg=f"{k} {step}")
+    assert tr.explosions == 0 and tr.frames_seen == 90 and tr.minibatch == 3

@@ -269,3 +269,59 @@ def test_cv_check_on_a_sample_in_memory(tmp_path):
     x, t = np.concatenate(xs)[:37], np.concatenate(ts)[:37]
     assert _cv_check(net, feats, ali, None, 37)(net) == pytest.approx(mean_cross_entropy(net, x, t), rel=1e-6)
     assert abs(mean_cross_entropy(net, x, t) - full.cross_entropy) > 1e-6  # a real subset
+
+
+def test_server_update_momentum_l2_and_limits_against_nnet1_formulas():
+    """Two gradients through ServerUpdate with momentum, L2 (affine weights only, x lr x N) and a
+    max-param-change, against the formulas written out here; and the collector's gradient is what
+    SGD would step along, learning-rate coefficients included."""
+    from nnetavg.nnet.components import AffineTransform
+    from nnetavg.nnet.network import Network
+    from nnetavg.nnet.proto import init_from_proto, make_proto
+    from nnetavg.parallel.server import GradientCollector, ServerUpdate
+    from nnetavg.train.optim import SGD, SGDOptions
+    from nnetavg.train.trainer import TrainOptions
+
+    net = Network(init_from_proto(make_proto(4, 3, 1, 5), seed=2), dtype=np.float64)
+    is_w = np.zeros_like(net.params)
+    for comp, views in zip(net.components, net.views(is_w)):
+        if isinstance(comp, AffineTransform):
+            views["linearity"][...] = 1
+    assert 0 < is_w.sum() < len(is_w)          # biases are not decayed
+    rng = np.random.default_rng(3)
+    g1, g2 = rng.standard_normal((2, len(net.params)))
+    p = net.params.copy()
+    up = ServerUpdate(net, SGDOptions(momentum=0.5, l2_penalty=1e-3))
+    up(g1.copy(), 0.1, 32)
+    up(g2.copy(), 0.05, 16)
+    p = p - 0.1 * 1e-3 * 32 * is_w * p
+    v = g1
+    p = p - 0.1 * v
+    p = p - 0.05 * 1e-3 * 16 * is_w * p
+    v = 0.5 * v + g2
+    p = p - 0.05 * v
+    np.testing.assert_allclose(net.params, p, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(up.state()["velocity"], v, rtol=1e-12)
+    # a model-wide limit: the change of one update is scaled to exactly max-param-change
+    before = net.params.copy()
+    lim = ServerUpdate(net, SGDOptions(), limits=TrainOptions(max_param_change=1e-3))
+    lim(g1.copy(), 1.0, 32)
+    assert np.linalg.norm(net.params - before) == pytest.approx(1e-3, rel=1e-9)
+    np.testing.assert_allclose((before - net.params) / np.linalg.norm(before - net.params),
+                               g1 / np.linalg.norm(g1), rtol=1e-9)
+    assert lim.limiter.model_limited == 1 and lim.updates == 1
+    # the collector's gradient, applied at rate lr, is SGD's step (coefficients included)
+    net.components[0].lr_coef, net.components[0].bias_lr_coef = 0.5, 2.0
+    x, t = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+    col = GradientCollector(net)
+    acts = net.forward_train(x)
+    dy = acts[-1].copy()
+    dy[np.arange(8), t] -= 1
+    net.backward(acts, dy, lambda i, c, xx, yy, d: col.update(i, c, xx, yy, d, 0.0))
+    ref = net.copy()
+    sgd = SGD(ref)
+    acts = ref.forward_train(x)
+    ref.backward(acts, dy.copy(), lambda i, c, xx, yy, d: sgd.update(i, c, xx, yy, d, 0.01))
+    np.testing.assert_allclose(net.params - 0.01 * col.flat, ref.params, rtol=1e-12, atol=1e-15)
+    col.reset()
+    assert not col.flat.any()

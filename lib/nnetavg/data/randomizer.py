@@ -28,6 +28,7 @@ class FrameRandomizer:
         self._t: list[np.ndarray] = []
         self._frames = 0
         self.dropped = 0
+        self._buf: np.ndarray | None = None   # the concatenated frames, reused from fill to fill
 
     def add(self, x: np.ndarray, t: np.ndarray) -> None:
         self._x.append(x)
@@ -38,23 +39,40 @@ class FrameRandomizer:
         return self._frames >= self.capacity
 
     def minibatches(self, final: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Shuffles what is buffered and yields full minibatches; keeps or drops the rest."""
+        """Shuffles what is buffered and yields full minibatches; keeps or drops the rest.
+
+        The frames are concatenated into one buffer kept from fill to fill, and each minibatch
+        is gathered from it by its slice of the permutation: no shuffled copy of the whole
+        buffer (tens of MB, freshly page-faulted at every fill), and each minibatch is fresh in
+        the cache when the step reads it."""
         if not self._x:
             return
-        x = np.concatenate(self._x) if len(self._x) > 1 else self._x[0]
+        x = self._concat_x()
         t = _concat(self._t) if len(self._t) > 1 else self._t[0]
-        if self.shuffle:   # --randomize=false: minibatches in the order of the data
-            perm = self.rng.permutation(x.shape[0])
-            x, t = x[perm], t[perm]
-        n = (x.shape[0] // self.minibatch_size) * self.minibatch_size
-        rest_x, rest_t = x[n:], t[n:]
+        total = x.shape[0]
+        order = self.rng.permutation(total) if self.shuffle else None   # --randomize=false: data order
+        n = (total // self.minibatch_size) * self.minibatch_size
+        rest = order[n:] if order is not None else slice(n, total)
+        rest_x, rest_t = x[rest].copy(), t[rest]
         self._x, self._t, self._frames = [], [], 0
         if final:
             self.dropped += rest_x.shape[0]
         elif rest_x.shape[0]:
             self.add(rest_x, rest_t)
         for i in range(0, n, self.minibatch_size):
-            yield x[i:i + self.minibatch_size], t[i:i + self.minibatch_size]
+            idx = order[i:i + self.minibatch_size] if order is not None else slice(i, i + self.minibatch_size)
+            yield x[idx], t[idx]
+
+    def _concat_x(self) -> np.ndarray:
+        """The buffered frames in one array: a buffer reused from fill to fill (grown when needed)."""
+        if len(self._x) == 1:
+            return self._x[0]
+        rows = sum(p.shape[0] for p in self._x)
+        first = self._x[0]
+        buf = self._buf
+        if buf is None or buf.shape[0] < rows or buf.shape[1:] != first.shape[1:] or buf.dtype != first.dtype:
+            buf = self._buf = np.empty((max(rows, self.capacity + self.minibatch_size),) + first.shape[1:], first.dtype)
+        return np.concatenate(self._x, out=buf[:rows])
 
 
 def _concat(parts: list):

@@ -216,3 +216,58 @@ def test_non_finite_update_is_skipped_counted_and_logged(optimizer, caplog):
     assert not all(np.array_equal(after[top][k], views_before[top][k]) for k in after[top])   # updated
     tr.step(x, t)                                      # training goes on
     assert tr.nonfinite_skipped == 1 and np.all(np.isfinite(to_numpy(net.params)))
+
+
+def test_change_limiter_on_known_changes(caplog):
+    """ChangeLimiter alone, on changes set by hand: per-component limits (twice for the last),
+    then the model-wide limit on the scaled changes; counters, summary and log lines; a NaN
+    change is left to the objective check."""
+    import logging
+
+    from nnetavg.train.trainer import ChangeLimiter
+
+    net = Network(init_from_proto(make_proto(3, 2, 2, 4), seed=1), dtype=np.float64)
+    ranges = net.param_ranges()
+    assert len(ranges) == 3
+    lim = ChangeLimiter(net, max_change=1.0, max_param_change=2.5)
+    norms = [0.5, 3.0, 1.5]                          # the last component's limit is 2.0: not over
+    rng = np.random.default_rng(0)
+    deltas = np.zeros_like(net.params)
+    for (_, a, b), nrm in zip(ranges, norms):
+        d = rng.standard_normal(b - a)
+        deltas[a:b] = d / np.linalg.norm(d) * nrm
+    with caplog.at_level(logging.INFO, logger="nnetavg.train.trainer"):
+        for m in range(1, 8):
+            before = net.params.copy()
+            lim.before()
+            net.params += deltas
+            lim.after(m)
+            change = net.params - before
+            got = [np.linalg.norm(change[a:b]) for _, a, b in ranges]
+            # per component: 0.5, 1.0 (scaled from 3.0), 1.5; total sqrt(0.25 + 1 + 2.25) = 1.87 < 2.5
+            np.testing.assert_allclose(got, [0.5, 1.0, 1.5], rtol=1e-12)
+            np.testing.assert_allclose(change[ranges[1][1]:ranges[1][2]], deltas[ranges[1][1]:ranges[1][2]] / 3.0,
+                                       rtol=1e-12)
+    assert lim.limited == {ranges[0][0]: 0, ranges[1][0]: 7, ranges[2][0]: 0} and lim.model_limited == 0
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs == [f"max-change: minibatch {m}: change norms 0.5 3 1.5 scaled by 1 0.333 1" for m in range(1, 6)]
+    assert lim.summary(7) == (f"limited-fraction-model=0 component-{ranges[0][0] + 1}=0 "
+                              f"component-{ranges[1][0] + 1}=1 component-{ranges[2][0] + 1}=0")
+    # the model-wide limit applies to the changes after the per-component scaling
+    tight = ChangeLimiter(net, max_change=1.0, max_param_change=1.0)
+    before = net.params.copy()
+    tight.before()
+    net.params += deltas
+    tight.after(1)
+    total = np.sqrt(0.25 + 1 + 2.25)
+    got = [np.linalg.norm((net.params - before)[a:b]) for _, a, b in ranges]
+    np.testing.assert_allclose(got, np.array([0.5, 1.0, 1.5]) / total, rtol=1e-12)
+    assert tight.model_limited == 1 and all(v == 1 for v in tight.limited.values())
+    assert tight.summary(4).startswith("limited-fraction-model=0.25 ")
+    # NaN in the change: parameters left as they are (the next objective check stops the pass)
+    nan = ChangeLimiter(net, max_change=1.0, max_param_change=0.0)
+    nan.before()
+    net.params[0] = np.nan
+    snapshot = net.params.copy()
+    nan.after(1)
+    assert np.array_equal(net.params[1:], snapshot[1:]) and all(v == 0 for v in nan.limited.values())

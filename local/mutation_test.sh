@@ -2,9 +2,9 @@
 # Mutation testing (mutmut 3) of the modules where a wrong sign or constant silently costs
 # accuracy, each with the fast tests that cover it; writes the score and the surviving mutants.
 #   ./setup.sh mutation && local/mutation_test.sh [--out REPORT.md] [--workdir DIR] [MODULE ...]
-# MODULE is a path under lib/nnetavg (e.g. train/combine.py), optionally with :NAME to score only
-# the mutants of functions or classes whose name contains NAME (train/trainer.py:ChangeLimiter, the
-# limiter); default: the list below.
+# MODULE is a path under lib/nnetavg (e.g. train/combine.py), optionally with :NAME[,NAME...] to
+# score only the mutants of functions or classes whose name contains a NAME
+# (train/trainer.py:ChangeLimiter, the limiter); default: the list below.
 # Survivors listed in local/mutation_equivalent.txt ("NAME  reason", one per line) are reported as
 # equivalent (the same program: a default argument spelt out, float("NAN")) and left out of the score.
 # Each module is mutated in a scratch copy of the committed tree (git archive HEAD), with lib/
@@ -37,7 +37,8 @@ declare -A tests=(
 )
 modules=("$@")
 [ ${#modules[@]} -gt 0 ] || modules=(train/schedules.py train/combine.py train/optim.py train/natural_gradient.py
-                                     train/trainer.py:ChangeLimiter parallel/bmuf.py parallel/averaging.py parallel/server.py rbm.py)
+                                     train/trainer.py:ChangeLimiter parallel/bmuf.py parallel/averaging.py
+                                     parallel/server.py:GradientCollector,adagrad_step,ServerUpdate rbm.py:RbmTrainer)
 mutmut=$top/.venv/bin/mutmut
 equivalents=$top/local/mutation_equivalent.txt
 [ -x "$mutmut" ] || { echo "$0: mutmut is not installed: ./setup.sh mutation" >&2; exit 1; }
@@ -71,7 +72,7 @@ for spec in "${modules[@]}"; do
   } >> "$d/setup.cfg"
   mkdir -p "$d/mutants/src"
   (cd "$d" && PYTHONPATH=$d/mutants/src "$mutmut" run > "$d/mutmut.log" 2>&1) || true
-  (cd "$d" && PYTHONPATH=$d/mutants/src "$mutmut" results --all true 2>/dev/null | grep -F -- "${only}" > "$d/results.txt") || true
+  (cd "$d" && PYTHONPATH=$d/mutants/src "$mutmut" results --all true 2>/dev/null | grep -F -e "${only//,/$'\n'}" > "$d/results.txt") || true
   count() { grep -c ": $1\$" "$d/results.txt" || true; }
   total=$(grep -c "__mutmut_" "$d/results.txt" || true)
   killed=$(count killed); notests=$(count "no tests"); timeout=$(count timeout)

@@ -1,7 +1,5 @@
 """run.pl: JOB substitution, Kaldi's log format, failure reporting, concurrency limit, quoting."""
 
-import time
-
 from tests.conftest import run_cmd
 
 
@@ -37,10 +35,20 @@ def test_pipes_quotes_and_threads(tmp_path):
 
 
 def test_max_jobs_run_limits_concurrency(tmp_path):
-    t0 = time.time()
-    run_cmd(["run.pl", "--max-jobs-run", "1", "JOB=1:3", f"{tmp_path}/l.JOB.log", "sleep", "0.6"])
-    serial = time.time() - t0
-    t0 = time.time()
-    run_cmd(["run.pl", "--max-jobs-run", "3", "JOB=1:3", f"{tmp_path}/m.JOB.log", "sleep", "0.6"])
-    parallel = time.time() - t0
-    assert serial >= 1.8 and parallel < serial - 0.9
+    """Events, not wall clocks: with --max-jobs-run 1 each job sees itself alone among the running
+    markers; with 3, all three jobs wait at a barrier (3 markers present), which they could not
+    pass were they run one at a time (a job gives up after 30 s and fails)."""
+    d = tmp_path / "m"
+    d.mkdir()
+    alone, barrier = tmp_path / "alone.sh", tmp_path / "barrier.sh"
+    alone.write_text(f"touch {d}/run.$1; ls {d} | grep -c run > {d}/seen.$1; sleep 0.1; rm {d}/run.$1\n")
+    barrier.write_text(f"touch {d}/$2.$1; i=0\nwhile [ $(ls {d} | grep -c $2) -lt 3 ]; do\n  sleep 0.05; i=$((i + 1))\n"
+                       f"  [ $i -lt $3 ] || exit 1\ndone\n")
+    run_cmd(["run.pl", "--max-jobs-run", "1", "JOB=1:3", f"{tmp_path}/l.JOB.log", "sh", str(alone), "JOB"])
+    assert [(d / f"seen.{j}").read_text() for j in (1, 2, 3)] == ["1\n"] * 3
+    p = run_cmd(["run.pl", "--max-jobs-run", "3", "JOB=1:3", f"{tmp_path}/m.JOB.log", "sh", str(barrier), "JOB", "go",
+                 "600"], check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = run_cmd(["run.pl", "--max-jobs-run", "2", "JOB=1:3", f"{tmp_path}/n.JOB.log", "sh", str(barrier), "JOB", "no",
+                 "20"], check=False)
+    assert p.returncode == 1 and "failed" in p.stdout   # two at a time never reach three

@@ -4,7 +4,6 @@ staleness recorded, clean shutdown, a failing worker ends the job."""
 import os
 import re
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -57,11 +56,11 @@ def test_needs_workers_and_failing_worker_ends_the_job(data):
     if not (data / "f" / "1.scp").exists():
         os.symlink(data / "a1" / "feats.scp", data / "f" / "1.scp")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    t0 = time.time()
     p = subprocess.run([MPIEXEC, "-n", "3", "nnet-train-asgd", "--minibatch-size=32", f"{data}/0.nnet",
                         f"scp:{data}/f/JOB.scp", f"ark:{data}/aJOB/ali.ark", str(data / "bad")],
-                       capture_output=True, text=True, env=env, timeout=60)
-    assert p.returncode != 0 and time.time() - t0 < 30
+                       capture_output=True, text=True, env=env, timeout=120)   # a hang fails here
+    # ended by the failure, not after serving every gradient (no server report)
+    assert p.returncode != 0 and "server gradients-applied=" not in p.stderr, p.stderr
     assert re.search(r"ERROR \(nnet-train-asgd rank 2/3 .*rank 2 failed: .*f/2.scp", p.stderr), p.stderr
     assert not (data / "bad").exists()
 

@@ -252,3 +252,113 @@ def test_weights_table_names_every_model_and_component():
 
     r = CombineResult(None, np.array([[0.25, 1.0], [0.75, 0.0]]), 0.0, 0.0, [], "combination", 1)
     assert weights_table(r) == "model 1: 0.250 1.000; model 2: 0.750 0.000"
+
+
+def _reference_bfgs(f_and_grad, n, max_iters=30):
+    """BFGS with Armijo backtracking as the combine docstring states it, written out again:
+    returns the objective after every accepted iteration, the final u and the evaluations."""
+    u = np.zeros(n)
+    f, g = f_and_grad(u)
+    evals, H, trace = 1, np.eye(n), []
+    for _ in range(max_iters):
+        if not np.isfinite(f) or np.linalg.norm(g) < 1e-7:
+            break
+        d = -H @ g
+        if d @ g >= 0:
+            H, d = np.eye(n), -g
+        a = 1.0
+        while True:
+            u1 = u + a * d
+            f1, g1 = f_and_grad(u1)
+            evals += 1
+            if np.isfinite(f1) and f1 <= f + 1e-4 * a * (d @ g):
+                break
+            a /= 2
+            if a < 1e-6:
+                break
+        if a < 1e-6 or f - f1 < 1e-7 * max(1.0, abs(f)):
+            if np.isfinite(f1) and f1 < f:
+                u, f = u1, f1
+                trace.append(f)
+            break
+        s, y = u1 - u, g1 - g
+        if s @ y > 1e-12:
+            r = 1 / (s @ y)
+            I = np.eye(n)  # noqa: E741
+            H = (I - r * np.outer(s, y)) @ H @ (I - r * np.outer(y, s)) + r * np.outer(s, s)
+        u, f, g = u1, f1, g1
+        trace.append(f)
+    return trace, u, evals
+
+
+def test_bfgs_follows_the_reference_trajectory(tmp_path, caplog):
+    """The objective after every iteration (the debug lines), the weights and the number of
+    evaluations equal those of the algorithm written out independently, on the same objective
+    (softmax weights per component, the held-out loss and its chain-rule gradient)."""
+    import logging
+
+    net, x, t, rng = models_and_data(tmp_path)
+    models = []
+    for _ in range(3):
+        m = net.copy()
+        m.params[...] += rng.normal(0, 0.5, m.params.shape)
+        models.append(m)
+    ranges = [(s, e) for _, s, e in net.param_ranges()]
+    K, C = 3, len(ranges)
+    held = _HeldOut(net.copy(), x, t)
+
+    def weights(u):
+        u = u.reshape(K, C)
+        e = np.exp(u - u.max(axis=0))
+        return e / e.sum(axis=0)
+
+    def f_and_grad(u):
+        w = weights(u)
+        p = np.zeros_like(net.params)
+        for c, (s, e) in enumerate(ranges):
+            for k in range(K):
+                p[s:e] += w[k, c] * models[k].params[s:e]
+        loss, g = held.loss_and_grad(p)
+        dw = np.array([[g[s:e] @ models[k].params[s:e] for s, e in ranges] for k in range(K)])
+        return loss, (w * (dw - (w * dw).sum(axis=0))).reshape(-1)
+
+    trace, u, evals = _reference_bfgs(f_and_grad, K * C)
+    assert len(trace) >= 3
+    with caplog.at_level(logging.DEBUG, logger="nnetavg.train.combine"):
+        r = combine(models, x, t)
+    logged = [float(m.group(2)) for rec in caplog.records
+              if (m := re.match(r"combine iteration (\d+): held-out cross-entropy (\S+)$", rec.getMessage()))]
+    iters = [int(re.match(r"combine iteration (\d+)", rec.getMessage()).group(1)) for rec in caplog.records
+             if rec.getMessage().startswith("combine iteration")]
+    assert iters == list(range(1, len(iters) + 1))
+    np.testing.assert_allclose(logged, trace[:len(logged)], rtol=1e-5)   # %.6g in the log
+    assert len(logged) in (len(trace), len(trace) - 1)                   # the last, stopping step is not logged
+    assert r.evaluations == evals and r.chosen == "combination"
+    assert r.objective == pytest.approx(trace[-1], rel=1e-12)
+    np.testing.assert_allclose(r.weights, weights(u), rtol=1e-9, atol=1e-12)
+
+
+def test_the_average_or_a_single_model_when_they_are_better(tmp_path):
+    """Without iterations the combination is the plain average (weights 1/K); when the best single
+    model beats it, that model is returned (one-hot weights, named model-k) with its objective."""
+    net, x, t, rng = models_and_data(tmp_path)
+    best = trained(net, x, t, epochs=10)
+    noise = rng.normal(0, 0.5, best.params.shape)
+    models = [best.copy(), best.copy(), best.copy()]
+    models[0].params[...] += noise
+    models[1].params[...] -= noise
+    models[2].params[...] += 0.1 * noise          # the average sits next to the trained model
+    r = combine(models, x, t, max_iters=0)
+    assert r.chosen == "combination" and r.objective == r.average_objective < min(r.single_objectives)
+    assert r.evaluations == 1
+    np.testing.assert_allclose(r.weights, np.full((3, 2), 1 / 3), rtol=1e-12)
+    np.testing.assert_allclose(r.network.params, sum(m.params for m in models) / 3, rtol=1e-12)
+    far = [best.copy(), best.copy()]
+    for m in far:
+        m.params[...] += rng.normal(0, 3.0, m.params.shape)
+    r = combine([far[0], best, far[1]], x, t, max_iters=0)   # the trained model beats any average
+    assert r.chosen == "model-2" and r.objective == r.single_objectives[1] < r.average_objective
+    np.testing.assert_array_equal(r.weights, [[0, 0], [1, 1], [0, 0]])
+    np.testing.assert_allclose(r.network.params, best.params, rtol=1e-12)
+    r = combine([far[0], best, far[1]], x, t, max_iters=0, per_component=False)
+    np.testing.assert_array_equal(r.weights, [[0], [1], [0]])

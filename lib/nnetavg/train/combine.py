@@ -17,7 +17,8 @@ softmax ``dL/du[k, c] = w[k, c] (dL/dw[k, c] - sum_j w[j, c] dL/dw[j, c])``. ``u
 is optimised by BFGS with a backtracking (Armijo) line search, a few dozen forward and backward
 passes over the held-out frames. As nnet3 does, the result is kept only when it beats
 the best single model and the plain average on the held-out objective; otherwise the better of
-those is returned (``CombineResult.chosen`` says which).
+those is returned (``CombineResult.chosen`` says which; the combination starts at the average and
+only improves on it, so "combination" also stands for the average when BFGS found nothing better).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class CombineResult:
     objective: float           # held-out cross-entropy per frame of the returned network
     average_objective: float
     single_objectives: list[float]
-    chosen: str                # "combination" | "average" | "model-K" (1-based)
+    chosen: str                # "combination" | "model-K" (1-based) | "last-n" (average_last)
     evaluations: int
 
 
@@ -153,9 +154,10 @@ def combine(models: list[Network], x: np.ndarray, t: np.ndarray, max_iters: int 
         log.debug("combine iteration %d: held-out cross-entropy %.6g", it + 1, f)
     w = weights_of(w)
     best_single = int(np.argmin(singles))
-    candidates = [(f, "combination", w), (average, "average", np.full(K * C, 1.0 / K)),
-                  (singles[best_single], f"model-{best_single + 1}",
-                   np.eye(K)[best_single].repeat(C) if C > 1 else np.eye(K)[best_single])]
+    # BFGS starts at the plain average and accepts only improvements: the combination is never
+    # worse than the average, so the only other candidate is the best single model
+    candidates = [(f, "combination", w),
+                  (singles[best_single], f"model-{best_single + 1}", np.eye(K)[best_single].repeat(C))]
     obj, chosen, w_final = min(candidates, key=lambda c: c[0] if np.isfinite(c[0]) else np.inf)
     work.params[...] = params_of(w_final)
     return CombineResult(work, w_final.reshape(K, C), obj, average, singles, chosen, evals)

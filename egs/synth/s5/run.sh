@@ -65,7 +65,7 @@ finish_timing() {   # the wall time per stage, and where it went (nnet-report --
   close_stage
   echo "wall - $run_t0 $(now)" >> "$timeline"
   local total="$((SECONDS / 60))m$((SECONDS % 60))s" exps account=""
-  exps=$(for m in dnn linear; do [ -f $exp/$m/log/timeline ] && echo $exp/$m; done)
+  exps=$(for m in dnn linear; do if [ -f $exp/$m/log/timeline ]; then echo $exp/$m; fi; done)
   if [ -n "$exps" ] && nnet-report --out $exp/report --timeline "$timeline" --account-only $exps \
       > $exp/account.md 2> $exp/account.log; then
     account=$(grep -o 'wall-seconds=.*' $exp/account.log | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "=");
@@ -155,7 +155,7 @@ fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: report: plots and summary from the logs of $exp/dnn $exp/linear -> $exp/report/summary.md"
-  exps=$(for m in dnn linear; do [ -f $exp/$m/final.nnet ] && echo $exp/$m; done)
+  exps=$(for m in dnn linear; do if [ -f $exp/$m/final.nnet ]; then echo $exp/$m; fi; done)
   nnet-report --out $exp/report $exps 2> $exp/report.log || { cat $exp/report.log >&2; exit 1; }
   log "report: $exp/report/summary.md ($(ls $exp/report/*.png | wc -l) plots)"
 fi

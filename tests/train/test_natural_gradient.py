@@ -221,10 +221,10 @@ def test_state_round_trip(tmp_path):
 def test_rank_divisor_gives_narrow_layers_smaller_ranks():
     net = Network(init_from_proto(make_proto(440, 68, 2, 512)))
     ranks = lambda opt: [(p.rank, q.rank) for p, q in opt.pre.values()]  # noqa: E731
-    assert ranks(NGSGD(net)) == [(20, 80)] * 3   # as given (68 is reduced to 67 at the first call)
+    assert ranks(NGSGD(net)) == [(20, 40)] * 3   # as given
     # divisor 16: at most dim / 16 per side: 441 -> 27, 513 -> 32, 68 -> 4
-    assert ranks(NGSGD(net, ng=NGSGDOptions(rank_divisor=16))) == [(20, 32), (20, 32), (20, 4)]
-    assert ranks(NGSGD(net, ng=NGSGDOptions(rank_in=40, rank_divisor=32))) == [(13, 16), (16, 16), (16, 2)]
+    assert ranks(NGSGD(net, ng=NGSGDOptions(rank_out=80, rank_divisor=16))) == [(20, 32), (20, 32), (20, 4)]
+    assert ranks(NGSGD(net, ng=NGSGDOptions(rank_in=40, rank_out=80, rank_divisor=32))) == [(13, 16), (16, 16), (16, 2)]
     assert NGSGD(Network(init_from_proto(make_proto(3, 2, 1, 4))), ng=NGSGDOptions(rank_divisor=64)).side_rank(80, 5) == 1
 
 

@@ -73,7 +73,8 @@ constant                   value     reason
 alpha                      4.0       smoothing with the identity (2); large, because the
                                      estimate is noisy and the inverse must stay bounded
 num_samples_history        2000      frames of memory of the estimate (7)
-update_period              4         Fisher updates every 4th minibatch after the first 10:
+update_period              4         Fisher updates every 4th minibatch after the first 10 (Kaldi;
+                                     NGSGD's default is 8, see below):
                                      the estimate changes slowly, updates cost 3NDR
 initial updates            10        the first 10 minibatches all update, to settle fast
 eta cap                    0.9       never forget (almost) everything at once (7)
@@ -84,7 +85,8 @@ condition threshold        1e6       re-orthogonalise when c_0 / c_{R-1} exceeds
 orthogonality tolerance    1e-3      O within this of I needs no work (14)
 Cholesky sanity bound      100       larger |C^-1| means O is nearly singular (14)
 init passes                3         a cheap substitute for an eigendecomposition (15)
-rank in / out              20 / 80   nnet2 scripts; reduced to D - 1 when D <= rank
+rank in / out              20 / 80   nnet2 scripts; reduced to D - 1 when D <= rank (NGSGD's
+                                     defaults: 20 / 40)
 =========================  ========  =====================================================
 
 Simple preconditioner (:func:`precondition_simple`)

@@ -235,3 +235,98 @@ def test_cd1_steps_against_the_update_equations(vis, hid):
         for k, ref in (("weight", W), ("visible_bias", bv), ("hidden_bias", bh)):
             np.testing.assert_allclose(np.asarray(r.param(k), np.float64), ref, rtol=2e-4, atol=2e-6, err_msg=f"{k} {step}")
     assert tr.explosions == 0 and tr.frames_seen == 90 and tr.minibatch == 3
+
+
+def test_train_pass_in_process_counts_errors_and_logs(tmp_path, caplog, monkeypatch):
+    """One pass in this process: every frame but the last partial minibatch trained once, the
+    mean error per frame is the steps' errors over the frames, progress lines every report
+    period with the window's error, the pass line; --drop-data keeps about 1 - p of the frames
+    (whole utterances are never needed); refusals."""
+    import logging
+
+    from nnetavg.errors import NnetavgError
+    from nnetavg.nnet.components import Sigmoid
+    from tests.conftest import make_labelled_data
+
+    feats, _ = make_labelled_data(tmp_path, num_utts=30, feat_dim=6, seed=3)
+    total = sum(m.shape[0] for _, m in __import__("kaldiio").load_scp(str(feats)).items())
+    net = new_rbm(6, 4, "gauss", "bern", seed=2)
+    opts = RbmTrainOptions(learn_rate=0.001, minibatch_size=50, randomizer_size=200, report_period=100)
+    tr = RbmTrainer(net, opts)
+    seen = []
+    real_step = tr.step
+    monkeypatch.setattr(tr, "step", lambda v: seen.append((v.shape[0], real_step(v))) or seen[-1][1])
+    with caplog.at_level(logging.INFO, logger="nnetavg.rbm"):
+        frames, mse = tr.train_pass(f"scp:{feats}", None)
+    assert frames == sum(n for n, _ in seen) == (total // 50) * 50 and all(n == 50 for n, _ in seen)
+    assert mse == pytest.approx(sum(e for _, e in seen) / frames, rel=1e-12)
+    lines = [r.getMessage() for r in caplog.records]
+    progress = [ln for ln in lines if ln.startswith("progress ")]
+    assert len(progress) == frames // 100
+    first = dict(kv.split("=") for kv in progress[0].split()[1:])
+    assert int(first["frames-done"]) == 100 and float(first["reconstruction-mse"]) == pytest.approx(
+        (seen[0][1] + seen[1][1]) / 100, rel=1e-5)
+    assert float(first["learn-rate"]) == pytest.approx(tr.lr) and float(first["momentum"]) == pytest.approx(tr.mom)
+    last = dict(kv.split("=") for kv in lines[-1].split()[1:])
+    assert lines[-1].startswith("pass ") and int(last["frames"]) == frames
+    assert float(last["reconstruction-mse"]) == pytest.approx(mse, rel=1e-5) and float(last["seconds"]) >= 0
+    # drop-data: about half the frames at 0.5, reproducibly
+    half = RbmTrainer(new_rbm(6, 4, "gauss", "bern", seed=2), RbmTrainOptions(learn_rate=0.001, minibatch_size=10,
+                                                                             drop_data=0.5))
+    f_half, _ = half.train_pass(f"scp:{feats}", None)
+    assert 0.4 * total <= f_half <= 0.6 * total
+    again = RbmTrainer(new_rbm(6, 4, "gauss", "bern", seed=2), RbmTrainOptions(learn_rate=0.001, minibatch_size=10,
+                                                                              drop_data=0.5))
+    assert again.train_pass(f"scp:{feats}", None)[0] == f_half
+    for bad in (1.0, -0.1):
+        with pytest.raises(NnetavgError, match=rf"^--drop-data={bad}: must be in \[0, 1\)$"):
+            RbmTrainer(new_rbm(6, 4), RbmTrainOptions(drop_data=bad)).train_pass(f"scp:{feats}", None)
+    with pytest.raises(NnetavgError, match=r"^CD-1 training needs a model that is one <Rbm> component$"):
+        RbmTrainer(Network([Sigmoid(4, 4)]), RbmTrainOptions())
+    # a diverging RBM stops with the frames seen
+    boom = RbmTrainer(new_rbm(6, 4, "gauss", "bern", seed=2), RbmTrainOptions(minibatch_size=50))
+    monkeypatch.setattr(boom, "step", lambda v: float("nan"))
+    with pytest.raises(NnetavgError, match=r"^the RBM reconstruction error became nan after 0 frames; lower "
+                                           r"--learn-rate$"):
+        boom.train_pass(f"scp:{feats}", None)
+
+
+def test_explosion_guard_scales_the_parameters_by_the_std_ratio_and_skips_the_update(caplog):
+    import logging
+
+    net = _exploding_gauss_rbm()
+    r = net.components[0]
+    W, bv, bh = (np.array(r.param(k), np.float64) for k in ("weight", "visible_bias", "hidden_bias"))
+    opts = RbmTrainOptions(learn_rate=0.01, minibatch_size=50, with_bug=False)
+    tr = RbmTrainer(net, opts)
+    tr._delta_flat[...] = 0.5                         # a momentum buffer that must be cleared
+    x = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float32) * 0.1
+    draws = np.random.default_rng(opts.randomizer_seed + 1)
+    h0 = 1 / (1 + np.exp(-(x.astype(np.float64) @ W.T + bh)))
+    hs = (h0 > draws.random(h0.shape, dtype=np.float32)).astype(np.float64)
+    v1 = hs @ W + bv
+    s0, s1 = float(x.std()), float(v1.std())
+    assert s1 > 2 * s0
+    with caplog.at_level(logging.WARNING, logger="nnetavg.rbm"):
+        tr.step(x)
+    k = s0 / s1
+    for name, ref in (("weight", W), ("visible_bias", bv), ("hidden_bias", bh)):
+        np.testing.assert_allclose(np.asarray(r.param(name), np.float64), ref * k, rtol=2e-4)
+    assert not tr._delta_flat.any() and tr.explosions == 1 and tr.lr == pytest.approx(0.01 * 0.5 * 0.9)
+    assert caplog.records[0].getMessage() == (
+        f"RBM: danger of weight explosion (std of reconstruction {s1:.3g} > 2 x std of data {s0:.3g}); shrinking the "
+        f"parameters by {k:.3g} and the learning rate to {tr.lr:.3g} until the next schedule step")
+
+
+def test_momentum_schedule_with_one_step_and_nnet1s_bug():
+    net = new_rbm(4, 3, seed=1)
+    x = (np.random.default_rng(0).random((10, 4)) < 0.5).astype(np.float32)
+    tr = RbmTrainer(net, RbmTrainOptions(momentum=0.5, momentum_max=0.9, momentum_steps=1, momentum_step_period=10,
+                                         minibatch_size=10, with_bug=False))
+    tr.step(x)
+    assert tr.mom == 0.5
+    tr.step(x)                       # one schedule step of one: straight to the maximum
+    assert tr.mom == 0.9 and tr.lr == pytest.approx(0.4 * (1 - 0.9))
+    bug = RbmTrainer(new_rbm(4, 3, seed=1), RbmTrainOptions(momentum=0.5, momentum_max=0.9))   # nnet1's default
+    bug.step(x)
+    assert bug.mom == 0.9 and bug.lr == pytest.approx(0.4 * (1 - 0.5))

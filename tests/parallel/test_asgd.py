@@ -324,3 +324,44 @@ def test_server_update_momentum_l2_and_limits_against_nnet1_formulas():
     np.testing.assert_allclose(net.params - 0.01 * col.flat, ref.params, rtol=1e-12, atol=1e-15)
     col.reset()
     assert not col.flat.any()
+
+
+def test_server_update_state_counters_component_limits_and_vector_gradients(caplog):
+    import logging
+
+    from nnetavg.nnet.components import AddShift, AffineTransform, Softmax
+    from nnetavg.nnet.network import Network
+    from nnetavg.parallel.server import GradientCollector, ServerUpdate
+    from nnetavg.train.optim import SGDOptions
+    from nnetavg.train.trainer import TrainOptions
+
+    rng = np.random.default_rng(4)
+    shift = AddShift(3, 3, learn_rate_coef=0.5)
+    aff = AffineTransform(3, 2)
+    aff.init = {"linearity": rng.standard_normal((2, 3)), "bias": rng.standard_normal(2)}
+    net = Network([shift, aff, Softmax(2, 2)], dtype=np.float64)
+    # the collector: <AddShift>'s gradient times its coefficient
+    col = GradientCollector(net)
+    x, dy = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    col.update(0, shift, x, x + shift.params["shift"], dy, 0.0)
+    np.testing.assert_allclose(col.views[0]["shift"], 0.5 * dy.sum(axis=0), rtol=1e-14)
+    # no momentum: no state; with momentum: the velocity round-trips
+    assert ServerUpdate(net, SGDOptions()).state() == {}
+    up = ServerUpdate(net, SGDOptions(momentum=0.5))
+    g = rng.standard_normal(len(net.params))
+    up(g.copy(), 0.01, 5)
+    twin = ServerUpdate(net.copy(), SGDOptions(momentum=0.5))
+    twin.load_state(up.state())
+    np.testing.assert_array_equal(twin.velocity, up.velocity)
+    ServerUpdate(net, SGDOptions()).load_state(up.state())      # a velocity for an update without: ignored
+    # a per-component limit, and the limiter told the update's number
+    lim = ServerUpdate(net, SGDOptions(), limits=TrainOptions(max_change=1e-3))
+    with caplog.at_level(logging.INFO, logger="nnetavg.train.trainer"):
+        for _ in range(2):
+            before = net.params.copy()
+            lim(g.copy(), 1.0, 5)
+    assert lim.updates == 2
+    for i, a, b in net.param_ranges():
+        limit = 1e-3 * (2 if i == net.param_ranges()[-1][0] else 1)
+        assert np.linalg.norm(net.params[a:b] - before[a:b]) == pytest.approx(limit, rel=1e-9)
+    assert [r.getMessage().split(":")[1] for r in caplog.records] == [" minibatch 1", " minibatch 2"]

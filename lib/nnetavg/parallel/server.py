@@ -302,6 +302,7 @@ class Server:
                 self.averager.swap()
                 average = self.check(nnet)
                 self.averager.swap()
+                log.info("CV check after %d updates: current model %.6g, average %.6g", st.version, current, average)
                 self.averager.consider_switch(average, current)
         st.frames += int(header[1])
         st.loss += float(header[2])

@@ -22,6 +22,8 @@ def test_eta_and_the_update_schedule():
         p.t = t
         due.append(p.updating())
     assert [t for t, u in enumerate(due) if u] == list(range(11)) + [14, 18, 22, 26]
+    p.update_period = 3                                              # counted from minibatch 10
+    assert [t for t in range(11, 30) if (setattr(p, "t", t) or p.updating())] == [13, 16, 19, 22, 25, 28]
 
 
 def test_constructor_defaults_and_validation():
@@ -109,17 +111,21 @@ def test_float32_stays_float32_and_matches_float64():
 
 
 def test_without_blas_the_product_goes_through_a_reused_buffer(monkeypatch):
-    """X - H W through numpy (a non-contiguous X, or no BLAS): the same numbers; the scratch
-    buffer is kept and reused while its shape and dtype fit."""
+    """X - H W through numpy (a non-contiguous X, or no BLAS): the numbers of the BLAS path; the
+    scratch buffer is kept and reused while its shape and dtype fit."""
     rng = np.random.default_rng(3)
+    batches = [rng.standard_normal((16, 9)) for _ in range(12)]
     a, b = OnlinePreconditioner(rank=4, update_period=3), OnlinePreconditioner(rank=4, update_period=3)
+    ref = []
+    for X in batches:                                  # BLAS (C-contiguous float64)
+        Y = X.copy()
+        ref.append((a.precondition(Y), Y))
     monkeypatch.setattr(ngmod.blas, "ready", lambda *arrays: False)
-    for i in range(12):
-        X = rng.standard_normal((16, 9))
+    for X, (ga, Ya) in zip(batches, ref):
         F = np.asfortranarray(X)
-        ga = a.precondition(X.copy())
         gb = b.precondition(F)
-        assert ga == pytest.approx(gb, rel=1e-12)
+        assert gb == pytest.approx(ga, rel=1e-12)
+        np.testing.assert_allclose(F, Ya, rtol=1e-12, atol=1e-14)
         buf = b._scratch
         assert buf is not None and buf.shape == (16, 9) and buf.dtype == np.float64
     assert copy.deepcopy(b)._scratch is None                          # a copy does not share the buffer
@@ -159,6 +165,42 @@ def test_reorthogonalization_paths(monkeypatch):
     assert out32.dtype == np.float32
 
 
+def test_first_call_initialises_as_equation_15_says():
+    """The state after the first call's initialisation equals three updating passes, written out
+    here, of a fresh estimate (15) with this preconditioner's own history and alpha."""
+    rng = np.random.default_rng(6)
+    X0 = rng.standard_normal((20, 9)) * np.linspace(2, 0.5, 9)
+    p = OnlinePreconditioner(rank=3, update_period=5, num_samples_history=300.0, alpha=2.0)
+    p.dim = 9
+    p._init(X0)
+    ref = OnlinePreconditioner(rank=3, update_period=5, num_samples_history=300.0, alpha=2.0)
+    ref.dim = 9
+    ref._init_default(9, np, np.float64)
+    ref.t = 1
+    for _ in range(3):
+        Y = X0.copy()
+        ref._precondition_internal(Y, float((Y * Y).sum()), True)
+        ref.t += 1
+    np.testing.assert_allclose(p.W, ref.W, rtol=1e-12)
+    assert p.rho == pytest.approx(ref.rho, rel=1e-12) and np.allclose(p.d, ref.d, rtol=1e-12)
+
+
+def test_dimension_one_rank_equal_dimension_and_a_wrong_dimension(caplog):
+    import logging
+
+    p = OnlinePreconditioner(rank=2)
+    X = np.array([[2.0], [-3.0]])
+    assert p.precondition(X, row_norms=True) == 1.0 and np.array_equal(X, [[2.0], [-3.0]])
+    np.testing.assert_array_equal(p.row_norms2, [4.0, 9.0])
+    q = OnlinePreconditioner(rank=5)
+    with caplog.at_level(logging.WARNING, logger="nnetavg.train.natural_gradient"):
+        q.precondition(np.random.default_rng(0).standard_normal((8, 5)))
+    assert q.rank == 4 and [r.getMessage() for r in caplog.records] == [
+        "natural gradient: rank 5 >= dimension 5, reducing the rank to 4"]
+    with pytest.raises(ValueError, match=r"^natural gradient: matrix of dim 6 for a preconditioner of dim 5$"):
+        q.precondition(np.ones((8, 6)))
+
+
 def test_simple_variant_edges():
     one = np.array([[1.0, -2.0, 3.0]])
     P, g = precondition_simple(one)
@@ -175,3 +217,13 @@ def test_simple_variant_edges():
     a4, a1 = precondition_simple(x32.astype(np.float64))[0], precondition_simple(x32.astype(np.float64), 1.0)[0]
     assert not np.allclose(a4, a1)                      # alpha matters (default 4)
     np.testing.assert_allclose(precondition_simple(x32.astype(np.float64), 4.0)[0], a4, rtol=0)
+    # two rows, and data of small energy (tr < 1): the formula still applies, gamma from the traces
+    rng = np.random.default_rng(7)
+    for R in (rng.standard_normal((2, 3)), 0.01 * rng.standard_normal((5, 3))):
+        P, g = precondition_simple(R)
+        N, D = R.shape
+        lam = 4.0 / (N * D) * (R * R).sum()
+        ref = np.array([np.linalg.solve(lam * np.eye(D) + sum(np.outer(R[j], R[j]) for j in range(N) if j != i)
+                                        / (N - 1), R[i]) for i in range(N)])
+        np.testing.assert_allclose(P, ref, rtol=1e-9)
+        assert g == pytest.approx(np.linalg.norm(R) / np.linalg.norm(ref), rel=1e-9)

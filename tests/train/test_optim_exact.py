@@ -208,3 +208,53 @@ def test_the_ones_column_buffer_keeps_the_dtype_and_is_reused():
     b1[:, -1] = 7                         # preconditioned in place by the last call ...
     assert opt._with_ones(0, x) is b1 and (b1[:, -1] == 1).all()   # ... the same buffer, ones again
     assert opt._with_ones(0, np.ones((6, 4), np.float32)) is not b1
+
+
+@pytest.mark.parametrize("variant", ["online", "simple"])
+def test_limit_log_lines_factor_and_count(variant, caplog):
+    """The first ten limited updates are logged with the component, the factor and which limit;
+    the online limit is per frame (x N), the simple one per minibatch; the learning-rate
+    coefficient is part of the step that is limited."""
+    import logging
+
+    rng = np.random.default_rng(8)
+    x, t = data(rng, n=8, d=4, k=3)
+    base = Network(init_from_proto(make_proto(4, 3, 1, 6), seed=3), dtype=np.float64)
+    base.components[2].lr_coef = 0.5
+    key = "max_change_per_sample" if variant == "online" else "simple_max_change"
+    other = "simple_max_change" if variant == "online" else "max_change_per_sample"
+
+    def run(limit, steps=1):
+        net = base.copy()
+        opt = NGSGD(net, ng=NGSGDOptions(ngsgd_variant=variant, **{key: limit, other: 0.0}))
+        tr = Trainer(net, opt, TrainOptions(learn_rate=0.1))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="nnetavg.train.optim"):
+            for _ in range(steps):
+                tr.step(x, t)
+        return opt, [r.getMessage() for r in caplog.records if r.name == "nnetavg.train.optim"]
+
+    tiny = 1e-12
+    opt, lines = run(tiny)
+    name = "max-change-per-sample" if variant == "online" else "simple-max-change"
+    pat = rf"^natural gradient: limiting the step of component (\d) by a factor (\S+) \({name}\)$"
+    import re
+    found = [re.match(pat, ln) for ln in lines]
+    assert all(found) and [int(m.group(1)) for m in found] == [3, 1] and opt.limited == 2
+    n = 8 if variant == "online" else 1
+    tot_out = tiny * n / float(found[0].group(2))          # the output layer's unlimited lr x sum |x||g|
+    # a limit at half that: the factor is 0.5 (to the 3 digits the factor above was logged with)
+    _, lines = run(tot_out / 2 / n)
+    assert re.match(pat, lines[0]).group(1) == "3" and float(re.match(pat, lines[0]).group(2)) == pytest.approx(0.5, rel=0.01)
+    # the coefficient is in the step: with coefficient 1 the same limit is a factor 0.25
+    base.components[2].lr_coef = 1.0
+    _, lines = run(tot_out / 2 / n)
+    assert float(re.match(pat, lines[0]).group(2)) == pytest.approx(0.25, rel=0.01)
+    # twelve limited steps of two layers: ten lines
+    opt, lines = run(tiny, steps=6)
+    assert opt.limited == 12 and len([ln for ln in lines if ln.startswith("natural gradient: limiting")]) == 10
+
+
+def test_unknown_variant_is_named():
+    with pytest.raises(NnetavgError, match=r"^--ngsgd-variant must be online or simple, not 'fast'$"):
+        NGSGD(Network(init_from_proto(make_proto(4, 3, 1, 6))), ng=NGSGDOptions(ngsgd_variant="fast"))

@@ -253,6 +253,14 @@ def test_change_limiter_on_known_changes(caplog):
     assert msgs == [f"max-change: minibatch {m}: change norms 0.5 3 1.5 scaled by 1 0.333 1" for m in range(1, 6)]
     assert lim.summary(7) == (f"limited-fraction-model=0 component-{ranges[0][0] + 1}=0 "
                               f"component-{ranges[1][0] + 1}=1 component-{ranges[2][0] + 1}=0")
+    assert f"component-{ranges[1][0] + 1}=0.5833 " in lim.summary(12)          # 7 / 12, four decimals
+    # a change under every limit: nothing scaled, nothing counted, nothing logged
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nnetavg.train.trainer"):
+        lim.before()
+        net.params += deltas * 0.1
+        lim.after(8)
+    assert not caplog.records and lim.limited[ranges[1][0]] == 7
     # the model-wide limit applies to the changes after the per-component scaling
     tight = ChangeLimiter(net, max_change=1.0, max_param_change=1.0)
     before = net.params.copy()
@@ -263,7 +271,11 @@ def test_change_limiter_on_known_changes(caplog):
     got = [np.linalg.norm((net.params - before)[a:b]) for _, a, b in ranges]
     np.testing.assert_allclose(got, np.array([0.5, 1.0, 1.5]) / total, rtol=1e-12)
     assert tight.model_limited == 1 and all(v == 1 for v in tight.limited.values())
-    assert tight.summary(4).startswith("limited-fraction-model=0.25 ")
+    tight.before()
+    net.params += deltas
+    tight.after(2)
+    assert tight.model_limited == 2
+    assert tight.summary(3).startswith("limited-fraction-model=0.6667 ")
     # NaN in the change: parameters left as they are (the next objective check stops the pass)
     nan = ChangeLimiter(net, max_change=1.0, max_param_change=0.0)
     nan.before()

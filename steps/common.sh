@@ -62,24 +62,28 @@ split_by_speaker() {
 # appends: every run's wall and phases count.
 start_timeline() {
   _timeline=$1/log/timeline
-  _step_t0=$(_now)
   mkdir -p "$1/log"
-  trap '_rc=$?; echo "wall - $_step_t0 $(_now)" >> "$_timeline";
-        echo "$0: wall time $(awk -v a="$_step_t0" -v b="$(_now)" "BEGIN { printf \"%.1f\", b - a }") s (account: $_timeline)" >&2;
-        exit $_rc' EXIT
+  log_wall_time
 }
 # log_wall_time: only the wall time, printed at exit (steps whose time is read from their own logs).
 log_wall_time() {
-  _step_t0=$(_now)
-  trap '_rc=$?; echo "$0: wall time $(awk -v a="$_step_t0" -v b="$(_now)" "BEGIN { printf \"%.1f\", b - a }") s" >&2;
-        exit $_rc' EXIT
+  _step_t0=$(now_seconds)
+  trap _step_exit EXIT
 }
-_now() { local t=${EPOCHREALTIME:-$(date +%s.%N)}; echo "${t/,/.}"; }
+_step_exit() {   # the EXIT trap of both: the wall line of the timeline (if any), the wall time
+  local rc=$? t1
+  t1=$(now_seconds)
+  [ -z "${_timeline:-}" ] || echo "wall - $_step_t0 $t1" >> "$_timeline"
+  echo "$0: wall time $(awk -v a="$_step_t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s${_timeline:+ (account: $_timeline)}" >&2
+  exit $rc
+}
+# now_seconds: Unix time with microseconds (bash 5's EPOCHREALTIME, a "." whatever the locale).
+now_seconds() { local t=${EPOCHREALTIME:-$(date +%s.%N)}; echo "${t/,/.}"; }
 timed() {
   local phase=$1 it=$2 t0 rc=0
   shift 2
-  t0=$(_now)
+  t0=$(now_seconds)
   "$@" || rc=$?
-  [ -z "${_timeline:-}" ] || echo "$phase $it $t0 $(_now)" >> "$_timeline"
+  [ -z "${_timeline:-}" ] || echo "$phase $it $t0 $(now_seconds)" >> "$_timeline"
   return $rc
 }

@@ -167,11 +167,9 @@ for ((x = 0; x < num_iters; x++)); do
   # newbob: its own rate, constant over the iteration; else the exponential schedule at iteration x
   schedule=(--initial="$initial_learning_rate" --final="$final_learning_rate" "$x" "$num_iters")
   [ "$epoch_schedule" = newbob ] && schedule=(--initial="$learn_rate" --final="$learn_rate" 0 1)
-  t0=$(_now)
-  read -r lr auto_change auto_param_change < <(nnet-learning-rate --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" \
+  timed schedule $x read -r lr auto_change auto_param_change < <(nnet-learning-rate --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" \
     --change-limits-for="$optimizer" "${schedule[@]}" 2>>"$dir/log/learning_rate.log")
   [ -n "$lr" ] || { echo "$0: nnet-learning-rate failed (see $dir/log/learning_rate.log)" >&2; exit 1; }
-  echo "schedule $x $t0 $(_now)" >> "$_timeline"
   change=$max_change; param_change=$max_param_change
   [ "$change" = auto ] && change=$auto_change
   [ "$param_change" = auto ] && param_change=$auto_param_change

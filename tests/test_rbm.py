@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nnetavg.io.nnet1 import read_nnet, write_nnet
-from nnetavg.io.tables import MATRIX, TableWriter
+from nnetavg.io.tables import MATRIX, SequentialReader, TableWriter
 
 from nnetavg.nnet.network import Network
 from nnetavg.rbm import RbmTrainer, RbmTrainOptions, free_energy, new_rbm, rbm_to_nnet
@@ -249,7 +249,7 @@ def test_train_pass_in_process_counts_errors_and_logs(tmp_path, caplog, monkeypa
     from tests.conftest import make_labelled_data
 
     feats, _ = make_labelled_data(tmp_path, num_utts=30, feat_dim=6, seed=3)
-    total = sum(m.shape[0] for _, m in __import__("kaldiio").load_scp(str(feats)).items())
+    total = sum(m.shape[0] for _, m in SequentialReader(f"scp:{feats}", MATRIX))
     net = new_rbm(6, 4, "gauss", "bern", seed=2)
     opts = RbmTrainOptions(learn_rate=0.001, minibatch_size=50, randomizer_size=200, report_period=100)
     tr = RbmTrainer(net, opts)

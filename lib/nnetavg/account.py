@@ -25,7 +25,7 @@ import os
 from collections import OrderedDict
 
 from nnetavg.errors import NnetavgError
-from nnetavg.report import parse_line
+from nnetavg.experiment import LauncherLog
 
 PHASES = ("steps", "reading", "start", "averaging", "schedule", "cv", "final", "setup")
 LABELS = {"steps": "training steps", "reading": "data reading (in the training pass)",
@@ -34,66 +34,56 @@ LABELS = {"steps": "training steps", "reading": "data reading (in the training p
           "final": "final model (combination, its CV)", "setup": "setup", "unaccounted": "unaccounted"}
 
 
-def read_timeline(path: str) -> list[tuple[str, str, float, float]]:
-    """``(phase, iteration, start, end)`` of every line of a timeline file (words after END, a
-    stage's name, are read by :func:`stage_names`)."""
+def read_timeline(path: str) -> list[tuple[str, str, float, float, str]]:
+    """``(phase, iteration, start, end, name)`` of every line of a timeline file (``name``: the
+    words after END, a recipe stage's name; '' when none)."""
     out = []
     try:
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
-                parts = line.split()
+                parts = line.split(None, 4)
                 if not parts:
                     continue
                 try:
                     phase, it, t0, t1 = parts[0], parts[1], float(parts[2]), float(parts[3])
                 except (IndexError, ValueError):
                     raise NnetavgError(f"{path}:{n}: not 'PHASE ITER START END': {line.strip()!r}") from None
-                out.append((phase, it, t0, t1))
+                out.append((phase, it, t0, t1, parts[4].strip() if len(parts) == 5 else ""))
     except OSError as exc:
         raise NnetavgError(f"cannot read timeline {path}: {exc.strerror}") from None
     return out
 
 
-def stage_names(path: str) -> dict[str, str]:
-    """``{"stage N": "stage N: its name"}`` from the names the recipe wrote after a stage's END."""
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.split(None, 4)
-            if len(parts) == 5 and parts[0] == "stage":
-                out[f"stage {parts[1]}"] = f"stage {parts[1]}: {parts[4].strip()}"
-    return out
+def stage_names(timeline: str) -> dict[str, str]:
+    """``{"stage N": "stage N: its name"}`` for the named stages of a recipe's timeline."""
+    return {f"stage {it}": f"stage {it}: {name}" for p, it, _, _, name in read_timeline(timeline)
+            if p == "stage" and name}
 
 
 def _job_split(logdir: str, iteration: str) -> tuple[float, float]:
     """(steps, reading) as fractions of the jobs' launcher time, over the jobs of one iteration."""
     elapsed = steps = passes = 0.0
     for path in glob.glob(os.path.join(logdir, f"train.{iteration}.*.log")):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.readlines()
-        done = [parse_line(line) for line in lines if " done " in line]
-        el = [float(line.split("=", 1)[1]) for line in lines if line.startswith("# elapsed-seconds=")]
-        if not done or not el:
+        job = LauncherLog(path)
+        d, el = job.last_figures(" done "), job.elapsed()
+        if "frames" not in d or el <= 0:
             continue
-        d = done[-1]
         seconds = d.get("seconds", d["frames"] / max(d.get("frames-per-sec", 0.0), 1e-9))
-        elapsed += el[-1]
-        passes += min(seconds, el[-1])
-        steps += min(d.get("step-seconds", seconds), seconds, el[-1])
+        elapsed += el
+        passes += min(seconds, el)
+        steps += min(d.get("step-seconds", seconds), seconds, el)
     if elapsed <= 0:
         return 0.0, 0.0
     return steps / elapsed, (passes - steps) / elapsed
 
 
-def experiment_account(path: str) -> "OrderedDict[str, float] | None":
-    """Seconds per phase of ``path``'s step (keys: ``wall``, :data:`PHASES`, ``unaccounted``), or
-    None when it has no timeline (logs of a step before timelines, or not a train_parallel.sh dir)."""
-    logdir = os.path.join(path, "log")
-    tl = os.path.join(logdir, "timeline")
-    if not os.path.exists(tl):
-        return None
+def _timeline_of(path: str) -> str:
+    return os.path.join(path, "log", "timeline")
+
+
+def _account(lines: list[tuple[str, str, float, float, str]], logdir: str) -> "OrderedDict[str, float]":
     acc = OrderedDict((k, 0.0) for k in ("wall", *PHASES, "unaccounted"))
-    for phase, it, t0, t1 in read_timeline(tl):
+    for phase, it, t0, t1, _ in lines:
         span = max(t1 - t0, 0.0)
         if phase == "wall":
             acc["wall"] += span
@@ -108,30 +98,39 @@ def experiment_account(path: str) -> "OrderedDict[str, float] | None":
     return acc
 
 
+def experiment_account(path: str) -> "OrderedDict[str, float] | None":
+    """Seconds per phase of ``path``'s step (keys: ``wall``, :data:`PHASES`, ``unaccounted``), or
+    None when it has no timeline (logs of a step before timelines, or not a train_parallel.sh dir)."""
+    tl = _timeline_of(path)
+    if not os.path.exists(tl):
+        return None
+    return _account(read_timeline(tl), os.path.dirname(tl))
+
+
 def recipe_account(timeline: str, exp_dirs: list[str]) -> "OrderedDict[str, float]":
     """The recipe's wall time (its ``wall`` lines) split into its stages, with the stages that ran
     the experiments in ``exp_dirs`` replaced by those experiments' accounts (their phases summed;
     what a stage spent outside its step's timeline is unaccounted)."""
     lines = read_timeline(timeline)
-    wall = sum(t1 - t0 for p, _, t0, t1 in lines if p == "wall")
+    wall = sum(t1 - t0 for p, _, t0, t1, _ in lines if p == "wall")
     if wall <= 0:
         raise NnetavgError(f"{timeline}: no 'wall' line (the recipe has not finished)")
-    exps = [(d, experiment_account(d)) for d in exp_dirs]
-    missing = [d for d, a in exps if a is None]
+    missing = [d for d in exp_dirs if not os.path.exists(_timeline_of(d))]
     if missing:
         raise NnetavgError(f"no timeline in {', '.join(missing)} (log/timeline): cannot account for their time")
+    exp_lines = [read_timeline(_timeline_of(d)) for d in exp_dirs]
+    exps = [_account(el, os.path.join(d, "log")) for d, el in zip(exp_dirs, exp_lines)]
     # the stages that contain an experiment's step (its wall lines lie inside the stage)
-    spans = {d: [(t0, t1) for p, _, t0, t1 in read_timeline(os.path.join(d, "log", "timeline")) if p == "wall"]
-             for d, _ in exps}
+    runs = [(a, b) for el in exp_lines for p, _, a, b, _ in el if p == "wall"]
     acc: OrderedDict[str, float] = OrderedDict([("wall", wall)])
-    for p, it, t0, t1 in lines:
+    for p, it, t0, t1, _ in lines:
         if p != "stage":
             continue
-        if any(t0 <= a and b <= t1 + 1e-3 for runs in spans.values() for a, b in runs):
+        if any(t0 <= a and b <= t1 + 1e-3 for a, b in runs):
             continue   # a training stage: its experiment's phases stand for it
         acc[f"stage {it}"] = acc.get(f"stage {it}", 0.0) + (t1 - t0)
     for phase in PHASES:
-        acc[phase] = sum(a[phase] for _, a in exps)
+        acc[phase] = sum(a[phase] for a in exps)
     acc["unaccounted"] = wall - sum(v for k, v in acc.items() if k not in ("wall", "unaccounted"))
     return acc
 

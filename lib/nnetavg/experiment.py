@@ -115,7 +115,7 @@ def _lines(path: str) -> list[str]:
         raise NnetavgError(f"cannot read log {path}: {exc.strerror}") from None
 
 
-class _Log:
+class LauncherLog:
     """One launcher log (run.pl / slurm.pl format), read once."""
 
     def __init__(self, path: str):
@@ -165,14 +165,14 @@ def _read_files_layout(name: str, path: str) -> Experiment:
     iters = sorted({int(m.group(1)) for f in glob.glob(os.path.join(logdir, "train.*.*.log"))
                     if (m := re.search(r"train\.(\d+)\.\d+\.log$", f))})
     cv0 = os.path.join(logdir, "compute_prob_cv.0.log")
-    initial = _Log(cv0).cv() if os.path.exists(cv0) else None
+    initial = LauncherLog(cv0).cv() if os.path.exists(cv0) else None
     out, seen, num_jobs = [], 0, 0
     for i in iters:
         cv_log = os.path.join(logdir, f"compute_prob_cv.{i + 1}.log")
         job_logs = sorted(glob.glob(os.path.join(logdir, f"train.{i}.*.log")),
                           key=lambda p: int(p.rsplit(".", 2)[1]))
         jobs, starts, lr = [], [], float("nan")
-        for jl in map(_Log, job_logs):
+        for jl in map(LauncherLog, job_logs):
             f = jl.last_figures(" done ")
             if "frames" not in f:
                 break  # a job of an unfinished iteration
@@ -180,14 +180,14 @@ def _read_files_layout(name: str, path: str) -> Experiment:
             jobs.append(JobFigures(int(f["frames"]), f["cross-entropy"], f["frame-accuracy"],
                                    f["frames"] / max(f.get("frames-per-sec", 0.0), 1e-9), jl.elapsed()))
             starts.append(jl.started())
-        cv_log = _Log(cv_log) if os.path.exists(cv_log) else None
+        cv_log = LauncherLog(cv_log) if os.path.exists(cv_log) else None
         cv = cv_log.cv() if cv_log else None
         if not jobs or len(jobs) < len(job_logs) or cv is None:
             break
         num_jobs = max(num_jobs, len(jobs))
         seen += sum(j.frames for j in jobs)
         avg_log = os.path.join(logdir, f"average.{i}.log")
-        mix = _Log(avg_log).elapsed() if os.path.exists(avg_log) else 0.0
+        mix = LauncherLog(avg_log).elapsed() if os.path.exists(avg_log) else 0.0
         # The jobs' phase of the iteration: from the first start to the last end when the logs say
         # when they started (jobs may queue: more jobs than slots), else the slowest job.
         if all(t is not None for t in starts):
@@ -204,7 +204,7 @@ def _read_files_layout(name: str, path: str) -> Experiment:
     optimizer = m.group(1) if m else ("ngsgd" if trainer == "nnet-train-ngsgd" else "sgd")
     final_model = None
     final_log = os.path.join(logdir, "compute_prob_cv.final.log")
-    if out and os.path.exists(final_log) and (cv := _Log(final_log).cv()) is not None:
+    if out and os.path.exists(final_log) and (cv := LauncherLog(final_log).cv()) is not None:
         what_file = os.path.join(path, "final_model")
         what = "".join(_lines(what_file)).strip() if os.path.exists(what_file) else ""
         final_model = (cv[0], cv[1], what)

@@ -37,14 +37,20 @@ def trained(net, x, t, epochs=20):
     return good
 
 
+def scattered(center, rng, count, sd):
+    """``count`` copies of ``center`` with Gaussian noise of deviation ``sd`` (drawn in turn)."""
+    models = []
+    for _ in range(count):
+        m = center.copy()
+        m.params[...] += rng.normal(0, sd, m.params.shape)
+        models.append(m)
+    return models
+
+
 def test_average_of_scattered_models_beats_the_last_on_unseen_frames(tmp_path):
     net, x, t, rng = models_and_data(tmp_path)
     good = trained(net, x[:200], t[:200])
-    models = []
-    for _ in range(5):                       # SGD's late iterates: scattered around a good point
-        m = good.copy()
-        m.params[...] += rng.normal(0, 0.4, m.params.shape)
-        models.append(m)
+    models = scattered(good, rng, 5, 0.4)    # SGD's late iterates: scattered around a good point
     r = average_last(models, x[:200], t[:200])            # chosen on the first half
     n = int(r.chosen.split("-")[1])
     assert n >= 3, r.chosen
@@ -81,11 +87,7 @@ def test_held_out_gradient_matches_finite_differences(tmp_path):
 
 def test_combination_beats_average_and_models_with_convex_weights(tmp_path):
     net, x, t, rng = models_and_data(tmp_path)
-    models = []
-    for _ in range(4):
-        m = net.copy()
-        m.params[...] += rng.normal(0, 0.5, m.params.shape)
-        models.append(m)
+    models = scattered(net, rng, 4, 0.5)
     r = combine(models, x, t)
     assert r.chosen == "combination" and r.objective < r.average_objective - 1e-3, (r.chosen, r.objective, r.average_objective)
     assert r.objective <= min(r.single_objectives) and r.evaluations > 3
@@ -298,11 +300,7 @@ def test_bfgs_follows_the_reference_trajectory(tmp_path, caplog):
     import logging
 
     net, x, t, rng = models_and_data(tmp_path)
-    models = []
-    for _ in range(3):
-        m = net.copy()
-        m.params[...] += rng.normal(0, 0.5, m.params.shape)
-        models.append(m)
+    models = scattered(net, rng, 3, 0.5)
     ranges = [(s, e) for _, s, e in net.param_ranges()]
     K, C = 3, len(ranges)
     held = _HeldOut(net.copy(), x, t)
@@ -353,9 +351,7 @@ def test_the_average_or_a_single_model_when_they_are_better(tmp_path):
     assert r.evaluations == 1
     np.testing.assert_allclose(r.weights, np.full((3, 2), 1 / 3), rtol=1e-12)
     np.testing.assert_allclose(r.network.params, sum(m.params for m in models) / 3, rtol=1e-12)
-    far = [best.copy(), best.copy()]
-    for m in far:
-        m.params[...] += rng.normal(0, 3.0, m.params.shape)
+    far = scattered(best, rng, 2, 3.0)
     r = combine([far[0], best, far[1]], x, t, max_iters=0)   # the trained model beats any average
     assert r.chosen == "model-2" and r.objective == r.single_objectives[1] < r.average_objective
     np.testing.assert_array_equal(r.weights, [[0, 0], [1, 1], [0, 0]])

@@ -2,11 +2,13 @@
 <AddShift>/<Rescale>, learning-rate coefficients and max-norm, NG-SGD with momentum, the options
 reaching each preconditioner, the simple variant's own limit, and every error message."""
 
+import re
+
 import numpy as np
 import pytest
 
 from nnetavg.errors import NnetavgError, NonFiniteUpdate, ObjectiveError
-from nnetavg.nnet.components import AddShift, AffineTransform, Rescale, Sigmoid, Softmax
+from nnetavg.nnet.components import AddShift, AffineTransform, Rescale
 from nnetavg.nnet.network import Network
 from nnetavg.nnet.proto import init_from_proto, make_proto
 from nnetavg.train.optim import NGSGD, SGD, NGSGDOptions, SGDOptions, make_optimizer
@@ -238,7 +240,6 @@ def test_limit_log_lines_factor_and_count(variant, caplog):
     opt, lines = run(tiny)
     name = "max-change-per-sample" if variant == "online" else "simple-max-change"
     pat = rf"^natural gradient: limiting the step of component (\d) by a factor (\S+) \({name}\)$"
-    import re
     found = [re.match(pat, ln) for ln in lines]
     assert all(found) and [int(m.group(1)) for m in found] == [3, 1] and opt.limited == 2
     n = 8 if variant == "online" else 1

@@ -42,13 +42,13 @@ help_message="Usage: $0 [--stage N] [--stop-stage N] [--preset tiny|default|larg
 . ./path.sh
 . steps/parse_options.sh
 
-now() { local t=${EPOCHREALTIME:-$(date +%s.%N)}; echo "${t/,/.}"; }
+. steps/common.sh   # now_seconds
 mkdir -p "$exp"
 timeline=$exp/timeline   # "stage N START END" per stage, "wall - START END" per run: nnet-report --timeline
-stage_times=""; stage_name=""; stage_label=""; run_t0=$(now); stage_t0=$run_t0
+stage_times=""; stage_name=""; stage_label=""; run_t0=$(now_seconds); stage_t0=$run_t0
 close_stage() {
   [ -n "$stage_name" ] || return 0
-  local t1; t1=$(now)
+  local t1; t1=$(now_seconds)
   echo "stage ${stage_name#Stage } $stage_t0 $t1 $stage_label" >> "$timeline"
   stage_times+="${stage_times:+, }$stage_name $(awk -v a="$stage_t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s"
   stage_t0=$t1
@@ -63,7 +63,7 @@ log() {   # a "Stage N: ..." line also closes the previous stage's timing (the s
 }
 finish_timing() {   # the wall time per stage, and where it went (nnet-report --timeline)
   close_stage
-  echo "wall - $run_t0 $(now)" >> "$timeline"
+  echo "wall - $run_t0 $(now_seconds)" >> "$timeline"
   local total="$((SECONDS / 60))m$((SECONDS % 60))s" exps account=""
   exps=$(for m in dnn linear; do if [ -f $exp/$m/log/timeline ]; then echo $exp/$m; fi; done)
   if [ -n "$exps" ] && nnet-report --out $exp/report --timeline "$timeline" --account-only $exps \

@@ -50,17 +50,17 @@ class FrameRandomizer:
         x = self._concat_x()
         t = _concat(self._t) if len(self._t) > 1 else self._t[0]
         total = x.shape[0]
-        order = self.rng.permutation(total) if self.shuffle else None   # --randomize=false: data order
+        # --randomize=false: minibatches in the order of the data (gathered the same way)
+        order = self.rng.permutation(total) if self.shuffle else np.arange(total)
         n = (total // self.minibatch_size) * self.minibatch_size
-        rest = order[n:] if order is not None else slice(n, total)
-        rest_x, rest_t = x[rest].copy(), t[rest]
+        rest_x, rest_t = x[order[n:]], t[order[n:]]   # copies: the buffer is refilled next time
         self._x, self._t, self._frames = [], [], 0
         if final:
             self.dropped += rest_x.shape[0]
         elif rest_x.shape[0]:
             self.add(rest_x, rest_t)
         for i in range(0, n, self.minibatch_size):
-            idx = order[i:i + self.minibatch_size] if order is not None else slice(i, i + self.minibatch_size)
+            idx = order[i:i + self.minibatch_size]
             yield x[idx], t[idx]
 
     def _concat_x(self) -> np.ndarray:

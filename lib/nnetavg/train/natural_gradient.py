@@ -128,6 +128,11 @@ INIT_PASSES = 3
 _SAFE_TRACE = (1.0e-15, 1.0e15)
 
 
+def row_norms2(X):
+    """The squared norms of the rows of X (their sum is tr(X X^T))."""
+    return get_array_module(X).einsum("ij,ij->i", X, X)
+
+
 def _trace_xxt(X) -> float:
     xp = get_array_module(X)
     flat = X.reshape(-1)
@@ -202,7 +207,7 @@ class OnlinePreconditioner:
         self.row_norms2 = None
         if D == 1:
             if row_norms:
-                self.row_norms2 = get_array_module(X).einsum("ij,ij->i", X, X)
+                self.row_norms2 = row_norms2(X)
             return 1.0
         if self.t != 0 and D != self.dim:
             raise ValueError(f"natural gradient: matrix of dim {D} for a preconditioner of dim {self.dim}")
@@ -220,8 +225,7 @@ class OnlinePreconditioner:
         if work is not X:
             X[...] = work
         if row_norms:
-            xp = get_array_module(X)
-            self.row_norms2 = xp.einsum("ij,ij->i", work, work)
+            self.row_norms2 = row_norms2(work)
             tr_after = float(self.row_norms2.sum())
         else:
             tr_after = _trace_xxt(work)

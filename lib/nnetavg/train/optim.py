@@ -236,7 +236,7 @@ class NGSGD(SGD):
             if online:
                 rn_x, rn_g = pin.row_norms2, pout.row_norms2
             else:
-                rn_x, rn_g = xp.einsum("ij,ij->i", xh, xh), xp.einsum("ij,ij->i", gh, gh)
+                rn_x, rn_g = ngmod.row_norms2(xh), ngmod.row_norms2(gh)
             row_prod = xp.sqrt(rn_x * rn_g)
             tot = lr * scale * float(row_prod.sum())
             limit = limit_cfg * n if online else limit_cfg

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnetavg.errors import NnetavgError, NonFiniteUpdate, ObjectiveError
-from nnetavg.nnet.components import AddShift, AffineTransform, Rescale
+from nnetavg.nnet.components import AddShift, AffineTransform, Rescale, Softmax
 from nnetavg.nnet.network import Network
 from nnetavg.nnet.proto import init_from_proto, make_proto
 from nnetavg.train.optim import NGSGD, SGD, NGSGDOptions, SGDOptions, make_optimizer
@@ -259,3 +259,31 @@ def test_limit_log_lines_factor_and_count(variant, caplog):
 def test_unknown_variant_is_named():
     with pytest.raises(NnetavgError, match=r"^--ngsgd-variant must be online or simple, not 'fast'$"):
         NGSGD(Network(init_from_proto(make_proto(4, 3, 1, 6))), ng=NGSGDOptions(ngsgd_variant="fast"))
+
+
+def test_simple_variant_step_against_its_formula():
+    """One step of the simple variant (alpha 1) on one affine layer: the change is
+    -lr * gamma_in * gamma_out * G_hat^T [X_hat, 1] with both sides preconditioned at that alpha;
+    with simple-max-change at half of lr * gamma_in * gamma_out * sum_i |x_hat_i||g_hat_i| (per
+    minibatch, not per frame), exactly half of that change."""
+    from nnetavg.train.natural_gradient import precondition_simple
+
+    rng = np.random.default_rng(9)
+    a = AffineTransform(5, 3)
+    a.init = {"linearity": rng.standard_normal((3, 5)), "bias": rng.standard_normal(3)}
+    x, t = rng.standard_normal((16, 5)), rng.integers(0, 3, 16)
+    base = Network([a, Softmax(3, 3)], dtype=np.float64)
+    y = base.forward(x)
+    g = y.copy()
+    g[np.arange(16), t] -= 1
+    xh, gi = precondition_simple(np.hstack([x, np.ones((16, 1))]), 1.0)
+    gh, go = precondition_simple(g, 1.0)
+    full = 0.01 * gi * go * gh.T @ xh                     # weights and bias (last column)
+    tot = 0.01 * gi * go * np.sqrt((xh * xh).sum(axis=1) * (gh * gh).sum(axis=1)).sum()
+    for limit, f in ((0.0, 1.0), (tot / 2, 0.5)):
+        net = base.copy()
+        W0, b0 = net.components[0].params["linearity"].copy(), net.components[0].params["bias"].copy()
+        opt = NGSGD(net, ng=NGSGDOptions(ngsgd_variant="simple", alpha=1.0, simple_max_change=limit))
+        Trainer(net, opt, TrainOptions(learn_rate=0.01)).step(x, t)
+        np.testing.assert_allclose(W0 - net.components[0].params["linearity"], f * full[:, :5], rtol=1e-9)
+        np.testing.assert_allclose(b0 - net.components[0].params["bias"], f * full[:, 5], rtol=1e-9)

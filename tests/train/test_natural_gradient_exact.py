@@ -54,9 +54,9 @@ def test_first_call_runs_three_passes_then_updates_again(monkeypatch):
     calls = []
     real = OnlinePreconditioner._precondition_internal
 
-    def spy(self, X, tr, updating):
+    def spy(self, X, tr, updating, ones_column=False):
         calls.append((X.shape[0], updating))
-        return real(self, X, tr, updating)
+        return real(self, X, tr, updating, ones_column)
     monkeypatch.setattr(OnlinePreconditioner, "_precondition_internal", spy)
     rng = np.random.default_rng(0)
     OnlinePreconditioner(rank=4).precondition(rng.standard_normal((10, 9)))

@@ -192,7 +192,7 @@ def test_ngsgd_error_messages_name_the_component(monkeypatch):
                                               r"derivatives$"):
         opt.update(2, comp, x, None, bad, 0.1)
 
-    def broken(X, row_norms=False):
+    def broken(X, row_norms=False, ones_column=False):
         raise np.linalg.LinAlgError("Eigenvalues did not converge")
     monkeypatch.setattr(opt.pre[2][0], "precondition", broken)
     with pytest.raises(ObjectiveError, match=r"^natural gradient of component 3: the Fisher estimate cannot be "
@@ -201,15 +201,17 @@ def test_ngsgd_error_messages_name_the_component(monkeypatch):
         opt.update(2, comp, x, None, dy.copy(), 0.1)
 
 
-def test_the_ones_column_buffer_keeps_the_dtype_and_is_reused():
+def test_the_input_buffer_keeps_the_dtype_and_is_reused():
     net = Network(init_from_proto(make_proto(4, 3, 1, 6), seed=3))   # float32
     opt = NGSGD(net)
     x = np.ones((5, 4), np.float32)
-    b1 = opt._with_ones(0, x)
+    b1 = opt._input_buffer(0, x, True)
     assert b1.dtype == np.float32 and b1.shape == (5, 5) and (b1[:, -1] == 1).all()
     b1[:, -1] = 7                         # preconditioned in place by the last call ...
-    assert opt._with_ones(0, x) is b1 and (b1[:, -1] == 1).all()   # ... the same buffer, ones again
-    assert opt._with_ones(0, np.ones((6, 4), np.float32)) is not b1
+    assert opt._input_buffer(0, x, True) is b1 and (b1[:, -1] == 1).all()   # ... the same buffer, ones again
+    assert opt._input_buffer(0, np.ones((6, 4), np.float32), True) is not b1
+    b2 = NGSGD(net)._input_buffer(0, 2 * x, False)   # the online variant's: no ones column
+    assert b2.shape == (5, 4) and (b2 == 2).all()
 
 
 @pytest.mark.parametrize("variant", ["online", "simple"])

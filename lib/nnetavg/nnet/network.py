@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from nnetavg.backend import to_device, to_numpy
+from nnetavg.backend import get_array_module, to_device, to_numpy
 from nnetavg.errors import TopologyError
 from nnetavg.nnet.components import Component, Softmax
 
@@ -124,21 +124,38 @@ class Network:
             acts.append(comp.forward_train(acts[-1]))
         return acts
 
-    def backward(self, acts: list, dy, on_update: Callable[[int, Component, object, object, object], None],
-                 need_input_derivative: bool = False):
+    def backward(self, acts: list, dy, on_update: Callable[..., None], need_input_derivative: bool = False,
+                 free_inputs: bool = False):
         """Back-propagates ``dy`` (derivative for the network output).
 
         For every updatable component ``on_update(index, component, x, y, dy)`` is called after
         that component's input derivative has been computed with the parameters as they were,
         as nnet1 does, so the callback may update the parameters in place, and may overwrite
         ``dy`` (nothing reads it afterwards) but not ``x`` (the next component down needs it).
+
+        ``free_inputs``: the caller gives the activations up (nothing reads ``acts`` after this
+        call). The callback then gets a sixth argument, ``x_free``: True when ``x`` may be
+        overwritten too. That is so when the component below has no parameters and its output is
+        not a view of its input: the update is then called after that component has
+        back-propagated (its backward reads its output, our ``x``), which changes nothing else,
+        since it has no parameters. The network's input (``acts[0]``) is never free.
         """
+        xp = get_array_module(dy)
+        pending = None     # (index, comp, x, y, dy) of an update waiting for the component below
         for i in range(len(self.components) - 1, -1, -1):
             comp = self.components[i]
             x, y = acts[i], acts[i + 1]
             dx = comp.backward(x, y, dy) if (i > 0 or need_input_derivative) else None
+            if pending is not None:    # the component below has back-propagated: its output is free
+                on_update(*pending, True)
+                pending = None
             if comp.updatable:
-                on_update(i, comp, x, y, dy)
+                if not free_inputs:
+                    on_update(i, comp, x, y, dy)
+                elif i > 0 and not self.components[i - 1].updatable and not xp.may_share_memory(x, acts[i - 1]):
+                    pending = (i, comp, x, y, dy)
+                else:
+                    on_update(i, comp, x, y, dy, False)
             dy = dx
         return dy
 

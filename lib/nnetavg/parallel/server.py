@@ -95,7 +95,7 @@ class GradientCollector:
     def reset(self) -> None:
         self.flat[...] = 0
 
-    def update(self, index: int, comp: Component, x, y, dy, learn_rate: float) -> None:
+    def update(self, index: int, comp: Component, x, y, dy, learn_rate: float, x_free: bool = False) -> None:
         v = self.views[index]
         if isinstance(comp, AffineTransform):
             v["linearity"][...] = (dy.T @ x) * comp.lr_coef

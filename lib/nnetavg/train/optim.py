@@ -65,9 +65,10 @@ class SGD:
         if self._corr is not None and "momentum" in state:
             self._corr_flat[...] = self.nnet.xp.asarray(state["momentum"])
 
-    def update(self, index: int, comp: Component, x, y, dy, learn_rate: float) -> None:
+    def update(self, index: int, comp: Component, x, y, dy, learn_rate: float, x_free: bool = False) -> None:
+        """``x_free``: ``x`` may be overwritten (see :meth:`Network.backward`)."""
         if isinstance(comp, AffineTransform):
-            self._update_affine(index, comp, x, dy, learn_rate)
+            self._update_affine(index, comp, x, dy, learn_rate, x_free)
             return
         for name, grad in comp.param_gradients(x, y, dy).items():
             _check_finite(index, grad)
@@ -76,7 +77,7 @@ class SGD:
                 p = comp.params[name]
                 p -= (learn_rate * coef) * grad
 
-    def _update_affine(self, index: int, comp: AffineTransform, x, dy, learn_rate: float) -> None:
+    def _update_affine(self, index: int, comp: AffineTransform, x, dy, learn_rate: float, x_free: bool) -> None:
         self._apply_affine(index, comp, dy, x, None, 1.0, learn_rate)
 
     def _apply_affine(self, index: int, comp: AffineTransform, g, x, bias_col, scale: float,
@@ -170,7 +171,10 @@ class NGSGD(SGD):
     momentum on top of the natural gradient; Kaldi's NG recipes use none, and so do our defaults).
 
     The output derivative ``dy`` is preconditioned and scaled in place (the back-propagation no
-    longer needs it at that point); the input gets a copy with the ones column. Fisher state is per job:
+    longer needs it at that point); so is the input where the trainer gives it up (``x_free``:
+    every affine layer but the first in a network of affine and non-linearity layers), else a copy
+    of it. The online variant never stores the ones column (``ones_column`` of the
+    preconditioner); the simple one works on a copy with it. Fisher state is per job:
     :meth:`state` / :meth:`load_state` carry it across iterations when asked (``--ng-state keep``).
     """
 
@@ -197,20 +201,23 @@ class NGSGD(SGD):
             return rank
         return max(1, min(rank, dim // self.ng.rank_divisor))
 
-    def _with_ones(self, index: int, x):
+    def _input_buffer(self, index: int, x, ones: bool):
+        """A reused copy of ``x`` (N x D), with a column of ones after it when ``ones``."""
         xp = get_array_module(x)
         key = (index, x.shape[0])
         buf = self._xe.get(key)
         if buf is None:
-            buf = self._xe[key] = xp.empty((x.shape[0], x.shape[1] + 1), dtype=x.dtype)
-        buf[:, :-1] = x
-        buf[:, -1] = 1.0
+            buf = self._xe[key] = xp.empty((x.shape[0], x.shape[1] + ones), dtype=x.dtype)
+        if ones:
+            buf[:, -1] = 1.0
+            buf[:, :-1] = x
+        else:
+            buf[...] = x
         return buf
 
-    def _update_affine(self, index: int, comp: AffineTransform, x, dy, learn_rate: float) -> None:
+    def _update_affine(self, index: int, comp: AffineTransform, x, dy, learn_rate: float, x_free: bool) -> None:
         xp = get_array_module(x)
         n, din = x.shape
-        xe = self._with_ones(index, x)
         online = self.ng.ngsgd_variant == "online"
         lr = learn_rate * comp.lr_coef
         limit_cfg = self.ng.max_change_per_sample if online else self.ng.simple_max_change
@@ -218,12 +225,15 @@ class NGSGD(SGD):
         try:
             if online:   # the limit needs the rows' norms: the preconditioners form them with gamma
                 pin, pout = self.pre[index]
-                g_in = pin.precondition(xe, row_norms=limiting)
+                xh = x if x_free and x.flags.c_contiguous else self._input_buffer(index, x, False)
+                g_in = pin.precondition(xh, row_norms=limiting, ones_column=True)
                 g_out = pout.precondition(dy, row_norms=limiting)
-                xh, gh = xe, dy
+                gh, bias_col = dy, pin.ones_hat
             else:
-                xh, g_in = self._ngmod.precondition_simple(xe, self.ng.alpha)
+                xe = self._input_buffer(index, x, True)
+                xe_hat, g_in = self._ngmod.precondition_simple(xe, self.ng.alpha)
                 gh, g_out = self._ngmod.precondition_simple(dy, self.ng.alpha)
+                xh, bias_col = xe_hat[:, :din], xe_hat[:, din]
         except np.linalg.LinAlgError as exc:
             raise ObjectiveError(f"natural gradient of component {index + 1}: the Fisher estimate cannot be "
                                  f"decomposed ({exc}); NaN or Inf in the input or the derivatives?") from None
@@ -236,7 +246,7 @@ class NGSGD(SGD):
             if online:
                 rn_x, rn_g = pin.row_norms2, pout.row_norms2
             else:
-                rn_x, rn_g = ngmod.row_norms2(xh), ngmod.row_norms2(gh)
+                rn_x, rn_g = ngmod.row_norms2(xe_hat), ngmod.row_norms2(gh)
             row_prod = xp.sqrt(rn_x * rn_g)
             tot = lr * scale * float(row_prod.sum())
             limit = limit_cfg * n if online else limit_cfg
@@ -247,7 +257,7 @@ class NGSGD(SGD):
                     log.info("natural gradient: limiting the step of component %d by a factor %.3g "
                              "(%s)", index + 1, limit / tot,
                              "max-change-per-sample" if online else "simple-max-change")
-        self._apply_affine(index, comp, gh, xh[:, :din], xh[:, din], scale, learn_rate)
+        self._apply_affine(index, comp, gh, xh, bias_col, scale, learn_rate)
 
     # -- Fisher state across iterations (--ng-state keep)
     def state(self) -> dict[str, np.ndarray]:

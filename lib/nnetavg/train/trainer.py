@@ -235,8 +235,10 @@ class Trainer:
         if self._limiter is not None:
             self._limiter.before()
         try:   # the optimizer raises NonFiniteUpdate before it changes a component (optim._check_finite)
-            self.nnet.backward(acts, acts[-1],
-                               lambda i, comp, xi, yi, dy: self.optimizer.update(i, comp, xi, yi, dy, lr))
+            self.nnet.backward(acts, acts[-1],   # the activations are ours: updates may overwrite them
+                               lambda i, comp, xi, yi, dy, free: self.optimizer.update(i, comp, xi, yi, dy, lr,
+                                                                                       x_free=free),
+                               free_inputs=True)
         except NonFiniteUpdate as exc:   # the components above were updated (finite); this one and below not
             self.nonfinite_skipped += 1
             if self.nonfinite_skipped <= 10:

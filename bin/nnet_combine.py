@@ -75,7 +75,8 @@ def main(use_gpu, binary, feature_transform, length_tolerance, method, num_frame
                       cross_entropy=r.objective, average_cross_entropy=r.average_objective, evaluations=r.evaluations))
     if unseen:
         xu, tu = np.concatenate([u[1] for u in unseen]), np.concatenate([u[2] for u in unseen])
-        last, final = held_out_scores(models[-1], xu, tu), held_out_scores(r.network, xu, tu)
+        last = held_out_scores(models[-1], xu, tu)
+        final = last if r.chosen == "last-1" else held_out_scores(r.network, xu, tu)   # last-1: the same parameters
         log.info("unseen %s", kv(frames=len(tu), utterances=len(unseen), last_cross_entropy=last[0],
                                  last_frame_accuracy=last[1], final_cross_entropy=final[0], final_frame_accuracy=final[1]))
     if fit_utts_out:

@@ -129,6 +129,13 @@ if [ "$epoch_schedule" = newbob ] && [ ! -f "$newbob" ]; then
   nnet-newbob --learn-rate="$initial_learning_rate" --max-iters="$num_iters" $newbob_opts \
     --init "$dir/log/compute_prob_cv.0.log" "$newbob" 2>>"$dir/log/newbob.log" >/dev/null
 fi
+rate_table=()   # "rate max-change max-param-change" per iteration, when they do not depend on CV or a ramp
+if [ "$epoch_schedule" = exponential ] && [ "$num_jobs_initial" -eq 0 ]; then
+  timed schedule - mapfile -t rate_table < <(nnet-learning-rate --num-jobs="$num_archives" \
+    --scale-by-jobs="$scale_lr_by_jobs" --change-limits-for="$optimizer" --initial="$initial_learning_rate" \
+    --final="$final_learning_rate" "0:$((num_iters - 1))" "$num_iters" 2>>"$dir/log/learning_rate.log")
+  [ ${#rate_table[@]} -eq "$num_iters" ] || { echo "$0: nnet-learning-rate failed (see $dir/log/learning_rate.log)" >&2; exit 1; }
+fi
 last=$num_iters
 for ((x = 0; x < num_iters; x++)); do
   next=$((x + 1))
@@ -167,8 +174,12 @@ for ((x = 0; x < num_iters; x++)); do
   # newbob: its own rate, constant over the iteration; else the exponential schedule at iteration x
   schedule=(--initial="$initial_learning_rate" --final="$final_learning_rate" "$x" "$num_iters")
   [ "$epoch_schedule" = newbob ] && schedule=(--initial="$learn_rate" --final="$learn_rate" 0 1)
-  timed schedule $x read -r lr auto_change auto_param_change < <(nnet-learning-rate --num-jobs="$nj" --scale-by-jobs="$scale_lr_by_jobs" \
-    --change-limits-for="$optimizer" "${schedule[@]}" 2>>"$dir/log/learning_rate.log")
+  if [ ${#rate_table[@]} -gt 0 ]; then   # the exponential schedule without a ramp: computed once
+    read -r lr auto_change auto_param_change <<< "${rate_table[$x]}"
+  else
+    timed schedule $x read -r lr auto_change auto_param_change < <(nnet-learning-rate --num-jobs="$nj" \
+      --scale-by-jobs="$scale_lr_by_jobs" --change-limits-for="$optimizer" "${schedule[@]}" 2>>"$dir/log/learning_rate.log")
+  fi
   [ -n "$lr" ] || { echo "$0: nnet-learning-rate failed (see $dir/log/learning_rate.log)" >&2; exit 1; }
   change=$max_change; param_change=$max_param_change
   [ "$change" = auto ] && change=$auto_change
@@ -183,13 +194,16 @@ for ((x = 0; x < num_iters; x++)); do
     --max-change="$change" --max-param-change="$param_change" --checkpoint="$dir/ckpt/$x.JOB.npz" \
     --feature-transform="$transform" "$dir/$from.nnet" "$job_feats" \
     "$job_ali" "$dir/$x.JOB.nnet" || echo "$0: iteration $next: some training jobs failed; averaging the successful ones" >&2
-  if ! timed averaging $x nnet-successful-models --max-gap="$max_objective_gap" "$dir/log/train.$x.JOB.log" "$dir/$x.JOB.nnet" "$nj" \
-      > "$dir/log/successful.$x.list" 2> "$dir/log/successful.$x.log"; then
-    echo "$0: iteration $next: no training job succeeded; see $dir/log/train.$x.*.log" >&2; exit 1
+  # the successful jobs' average and its CV figures, in one process (compute_prob_cv.$next.log as
+  # nnet-compute-prob writes it; jobs left out are warned about in average.$x.log)
+  job_models=(); for ((j = 1; j <= nj; j++)); do job_models+=("$dir/$x.$j.nnet"); done
+  if ! timed averaging $x $cmd "$dir/log/average.$x.log" nnet-average --job-logs="$dir/log/train.$x.JOB.log" \
+      --max-gap="$max_objective_gap" --use-gpu="$use_gpu" --feature-transform="$transform" \
+      --cv-feats="scp:$egs/cv/feats.scp" --cv-ali="ark:$egs/cv/ali.ark" --cv-log="$dir/log/compute_prob_cv.$next.log" \
+      "${job_models[@]}" "$dir/$next.nnet"; then
+    echo "$0: iteration $next: averaging failed (no training job succeeded?); see $dir/log/average.$x.log" >&2; exit 1
   fi
-  grep WARNING "$dir/log/successful.$x.log" >&2 || true
-  mapfile -t models < "$dir/log/successful.$x.list"
-  timed averaging $x $cmd "$dir/log/average.$x.log" nnet-average "${models[@]}" "$dir/$next.nnet"
+  grep WARNING "$dir/log/average.$x.log" >&2 || true
   [ "$keep_job_models" = true ] || rm -f "$dir/$x".*.nnet
   rm -f "$dir/ng/$x".*.npz
   cv=$(cv_prob $next)
@@ -233,6 +247,9 @@ if [ ! -f "$dir/final.nnet" ] || [ "$dir/$last.nnet" -nt "$dir/final.nnet" ]; th
       "${models[@]}" "scp:$egs/cv/feats.scp" "ark:$egs/cv/ali.ark" "$dir/final.nnet"
     chosen=$(grep -o 'chosen=[^ ]*' "$dir/log/combine.log" | tail -n 1 | cut -d= -f2)
     echo "combination of $((last - n + 1))-$last.nnet ($chosen)" > "$dir/final_model"
+    if [ "$chosen" = last-1 ]; then   # final.nnet has the last model's parameters: its CV figures are known
+      cp "$dir/log/compute_prob_cv.$last.log" "$dir/log/compute_prob_cv.final.log" 2>/dev/null || true
+    fi
     # the CV utterances the choice was not made on, for figures of the final model
     awk 'NR == FNR { fit[$1]; next } !($1 in fit)' "$dir/combine_fit_utts" "$egs/cv/feats.scp" > "$dir/cv_unseen.scp"
   fi

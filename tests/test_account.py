@@ -49,6 +49,25 @@ def test_experiment_account_splits_the_jobs_phase_by_their_own_figures(tmp_path)
     assert experiment_account(str(tmp_path)) is None    # no timeline: no account
 
 
+def test_a_cv_pass_inside_the_averaging_counts_as_cv(tmp_path):
+    """nnet-average --cv-log: the CV log that started inside an averaging phase moves its seconds
+    (at most to the phase's end) from averaging to CV; one that started elsewhere moves nothing."""
+    d = make_step(tmp_path / "dnn")
+    base = experiment_account(str(d))
+    (d / "log" / "compute_prob_cv.1.log").write_text(   # the CV of model 1, run by averaging 0 (1012-1013)
+        "# nnet-compute-prob (in nnet-average) ...\n# started-unix=1012.4\n#\n"
+        "cross-entropy=1.0 frame-accuracy=0.5 frames=100\n# elapsed-seconds=0.5\n")
+    acc = experiment_account(str(d))
+    assert acc["averaging"] == pytest.approx(base["averaging"] - 0.5)
+    assert acc["cv"] == pytest.approx(base["cv"] + 0.5) and acc["unaccounted"] == pytest.approx(base["unaccounted"])
+    (d / "log" / "compute_prob_cv.1.log").write_text(   # longer than what is left of the phase: capped
+        "# x\n# started-unix=1012.8\n#\ncross-entropy=1.0 frame-accuracy=0.5 frames=100\n# elapsed-seconds=3\n")
+    assert experiment_account(str(d))["cv"] == pytest.approx(base["cv"] + 0.2)
+    (d / "log" / "compute_prob_cv.1.log").write_text(   # its own phase (cv 1 at 1013-1014): nothing moves
+        "# x\n# started-unix=1013.0\n#\ncross-entropy=1.0 frame-accuracy=0.5 frames=100\n# elapsed-seconds=1\n")
+    assert experiment_account(str(d))["averaging"] == pytest.approx(base["averaging"])
+
+
 def test_a_resumed_step_counts_every_run(tmp_path):
     d = make_step(tmp_path / "dnn")
     with open(d / "log" / "timeline", "a") as f:

@@ -13,8 +13,10 @@ The account of an experiment (:func:`experiment_account`), in seconds:
 * ``reading``: the rest of the jobs' training pass (reading, CMVN, splicing, shuffling);
 * ``start``: the rest of the jobs phase: process start, imports, model read and write, the launcher;
 * ``averaging``: choosing the successful jobs and ``nnet-average``; ``schedule``: the learning rate
-  (``nnet-learning-rate``); ``cv``: the CV passes; ``final``: the final model (combination,
-  copy, its CV); ``setup``: before the first iteration;
+  (``nnet-learning-rate``); ``cv``: the CV passes (also those nnet-average runs on the model it
+  writes: the ``compute_prob_cv`` log that started inside an averaging phase moves its seconds
+  from averaging to CV); ``final``: the final model (combination, copy, its CV); ``setup``:
+  before the first iteration;
 * ``unaccounted``: the wall time less all of the above (the shell between the phases).
 """
 
@@ -77,6 +79,21 @@ def _job_split(logdir: str, iteration: str) -> tuple[float, float]:
     return steps / elapsed, (passes - steps) / elapsed
 
 
+def _cv_inside(logdir: str, iteration: str, t0: float, t1: float) -> float:
+    """Seconds of the CV pass of model ITER + 1 when its log says it ran inside [t0, t1]."""
+    try:
+        path = os.path.join(logdir, f"compute_prob_cv.{int(iteration) + 1}.log")
+    except ValueError:
+        return 0.0
+    if not os.path.exists(path):
+        return 0.0
+    cv = LauncherLog(path)
+    started = cv.started()
+    if started is None or not t0 - 1e-3 <= started <= t1:
+        return 0.0
+    return min(cv.elapsed(), t1 - started, t1 - t0)
+
+
 def _timeline_of(path: str) -> str:
     return os.path.join(path, "log", "timeline")
 
@@ -92,6 +109,10 @@ def _account(lines: list[tuple[str, str, float, float, str]], logdir: str) -> "O
             acc["steps"] += span * f_steps
             acc["reading"] += span * f_reading
             acc["start"] += span * (1.0 - f_steps - f_reading)
+        elif phase == "averaging":
+            cv = _cv_inside(logdir, it, t0, t1)
+            acc["averaging"] += span - cv
+            acc["cv"] += cv
         elif phase in PHASES:
             acc[phase] += span        # any other phase name stays in the unaccounted rest
     acc["unaccounted"] += acc["wall"] - sum(acc[k] for k in PHASES)

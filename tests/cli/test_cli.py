@@ -3,6 +3,7 @@ giving one ERROR line naming the file and utterance, a non-zero exit and no outp
 
 import os
 import re
+import time
 
 import numpy as np
 import pytest
@@ -60,6 +61,30 @@ def test_train_evaluate_copy(setup):
     assert (tmp / "1.txt").read_text().startswith("<Nnet> \n<AffineTransform> 8 12 \n")
     np.testing.assert_allclose(read_nnet(str(tmp / "1.txt")).params, read_nnet(str(tmp / "1.nnet")).params, rtol=1e-6)
     assert run_cmd(["nnet-info", "--print=num-params", str(tmp / "1.nnet")]).stdout.strip() == str(12 * 8 + 8 + 8 * 3 + 3)
+
+
+def test_average_with_its_cv_pass_equals_average_then_compute_prob(setup):
+    """nnet-average --cv-*: the model nnet-average alone writes, and in --cv-log the line
+    nnet-compute-prob prints for it, in a launcher log (start, elapsed) nnet-report reads."""
+    from nnetavg.experiment import LauncherLog
+    tmp, feats, ali, ft, model = setup
+    run_cmd(train_args(model, feats, ali, str(tmp / "a.nnet"), ft, "--learn-rate=0.02"))
+    run_cmd(train_args(model, feats, ali, str(tmp / "b.nnet"), ft, "--learn-rate=0.01"))
+    ins = [str(tmp / "a.nnet"), str(tmp / "b.nnet")]
+    run_cmd(["nnet-average", *ins, str(tmp / "plain.nnet")])
+    t0 = time.time()
+    p = run_cmd(["nnet-average", f"--feature-transform={ft}", f"--cv-feats=scp:{feats}", f"--cv-ali=ark:{ali}",
+                 f"--cv-log={tmp}/log/cv.log", *ins, str(tmp / "avg.nnet")])
+    assert (tmp / "avg.nnet").read_bytes() == (tmp / "plain.nnet").read_bytes()
+    expect = run_cmd(["nnet-compute-prob", f"--feature-transform={ft}", str(tmp / "avg.nnet"), f"scp:{feats}",
+                      f"ark:{ali}"]).stdout.strip()
+    text = (tmp / "log" / "cv.log").read_text()
+    assert expect in text.splitlines() and "cv-seconds=" in p.stderr
+    cv = LauncherLog(str(tmp / "log" / "cv.log"))
+    assert t0 - 1 <= cv.started() <= time.time() and 0 < cv.elapsed() < time.time() - t0 + 1
+    assert cv.cv() == (float(expect.split()[0].split("=")[1]), float(expect.split()[1].split("=")[1]))
+    bad = run_cmd(["nnet-average", f"--cv-feats=scp:{feats}", *ins, str(tmp / "x.nnet")], check=False)
+    assert bad.returncode != 0 and "--cv-feats, --cv-ali and --cv-log go together" in bad.stderr
 
 
 def test_config_file_and_command_line_precedence(setup):

@@ -1,5 +1,7 @@
 """run.pl: JOB substitution, Kaldi's log format, failure reporting, concurrency limit, quoting."""
 
+import os
+
 from tests.conftest import run_cmd
 
 
@@ -30,8 +32,23 @@ def test_pipes_quotes_and_threads(tmp_path):
     run_cmd(["run.pl", "--num-threads", "3", f"{tmp_path}/p.log", "echo", "a b", "|", "tr", "a", "x", ">",
              f"{tmp_path}/out"])
     assert (tmp_path / "out").read_text() == "x b\n"
-    run_cmd(["run.pl", f"{tmp_path}/t.log", "echo", "$OPENBLAS_NUM_THREADS", ">", f"{tmp_path}/threads"])
+    run_cmd(["run.pl", "--num-threads", "1", f"{tmp_path}/t.log", "echo", "$OPENBLAS_NUM_THREADS", ">",
+             f"{tmp_path}/threads"])
     assert (tmp_path / "threads").read_text() == "1\n"
+
+
+def test_threads_default_shares_the_cpus_among_the_running_tasks(tmp_path):
+    """Without --num-threads: a task alone gets every CPU; an array gets the CPUs divided by the
+    tasks that run at once (at least 1 each)."""
+    cpus = os.cpu_count() or 1
+    run_cmd(["run.pl", f"{tmp_path}/one.log", "echo", "$OPENBLAS_NUM_THREADS", ">", f"{tmp_path}/one"])
+    assert (tmp_path / "one").read_text() == f"{cpus}\n"
+    assert f"threads={cpus}" in (tmp_path / "one.log").read_text()
+    run_cmd(["run.pl", "JOB=1:4", f"{tmp_path}/a.JOB.log", "echo", "$OMP_NUM_THREADS", ">", f"{tmp_path}/a.JOB"])
+    assert {(tmp_path / f"a.{j}").read_text() for j in range(1, 5)} == {f"{max(1, cpus // min(4, cpus))}\n"}
+    run_cmd(["run.pl", "--max-jobs-run", "1", "JOB=1:3", f"{tmp_path}/b.JOB.log", "echo", "$MKL_NUM_THREADS", ">",
+             f"{tmp_path}/b.JOB"])
+    assert {(tmp_path / f"b.{j}").read_text() for j in range(1, 4)} == {f"{cpus}\n"}
 
 
 def test_max_jobs_run_limits_concurrency(tmp_path):

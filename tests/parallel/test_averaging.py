@@ -224,3 +224,42 @@ def test_block_momentum_refusals_and_default():
         BlockMomentum(np.zeros(2), 0.5).load_state({})
     bm = BlockMomentum(np.zeros(2), 0.5)   # the paper's filter unless told otherwise: zeta 1, Nesterov
     assert bm.zeta == 1.0 and bm.nesterov is True
+
+
+def test_nnet_average_with_job_logs_averages_the_successful_jobs_only(tmp_path):
+    """nnet-average --job-logs: the jobs nnet-successful-models keeps are averaged (a failed job,
+    one with NaN, an outlier left out with warnings); none left: an error; --weights refused."""
+    from tests.conftest import run_cmd
+    done = "LOG (nnet-train-simple rank 0/1 10:00:00) done minibatches=10 learn-rate=0.01 frames=2560 " \
+           "cross-entropy={} frame-accuracy=0.5 frames-per-sec=1000\n"
+    nets, paths = [], []
+    for j, ce in enumerate(["1.2", "nan", "1.3", "3.0", None], 1):   # 5: failed, no model
+        (tmp_path / f"train.{j}.log").write_text("# x\n" + (done.format(ce) if ce else "ERROR\n"))
+        if ce:
+            net, p = model(tmp_path, f"{j}.nnet", j)
+            nets.append(net)
+        paths.append(str(tmp_path / f"{j}.nnet"))
+    p = run_cmd(["nnet-average", f"--job-logs={tmp_path}/train.JOB.log", "--max-gap=1.0", *paths, str(tmp_path / "avg")])
+    from nnetavg.io.nnet1 import read_nnet
+    np.testing.assert_allclose(read_nnet(str(tmp_path / "avg")).params, (nets[0].params + nets[2].params) / 2,
+                               rtol=1e-6, atol=1e-7)
+    assert "job 2: no finite objective" in p.stderr and "job 4: cross-entropy 3.0000" in p.stderr
+    assert "job 5: no model" in p.stderr and "averaged 2 models" in p.stderr
+    (tmp_path / "bad.1.log").write_text("# x\n" + done.format("nan"))   # JOB is the position among the models
+    (tmp_path / "bad.2.log").write_text("# x\nERROR\n")
+    bad = run_cmd(["nnet-average", f"--job-logs={tmp_path}/bad.JOB.log", paths[1], paths[4], str(tmp_path / "x")],
+                  check=False)
+    assert bad.returncode != 0 and "no successful job among 2" in bad.stderr and not (tmp_path / "x").exists()
+    w = run_cmd(["nnet-average", "--weights=1:1", f"--job-logs={tmp_path}/train.JOB.log", *paths[:2],
+                 str(tmp_path / "y")], check=False)
+    assert w.returncode != 0 and "--weights and --job-logs do not go together" in w.stderr
+
+
+def test_nnet_learning_rate_range_prints_a_line_per_iteration():
+    from tests.conftest import run_cmd
+    args = ["nnet-learning-rate", "--initial=0.008", "--final=0.0008", "--num-jobs=4", "--change-limits-for=sgd"]
+    table = run_cmd([*args, "0:7", "8"]).stdout.splitlines()
+    assert table == [run_cmd([*args, str(x), "8"]).stdout.strip() for x in range(8)]
+    assert table[0] == "0.032 0.75 2" and table[-1] == "0.0032 0.75 2"
+    bad = run_cmd([*args, "1:x", "8"], check=False)
+    assert bad.returncode != 0 and "ITER must be a number or FIRST:LAST, not '1:x'" in bad.stderr

@@ -25,3 +25,7 @@ if [ ! -f "$stamp" ] || [ "$top/setup.cfg" -nt "$stamp" ] || [ "$top/pyproject.t
   "$venv/bin/python" -m pip install -q -e "$top[$extras]"
   touch "$stamp"
 fi
+# Bytecode of the sources (only what changed is compiled again): every command then starts without
+# compiling ours, about 50 ms less per process, which a recipe starts ~60 of; Python reads .pyc
+# files even under PYTHONDONTWRITEBYTECODE=1, when it would otherwise compile them every time.
+"$venv/bin/python" -m compileall -q "$top/lib" "$top/bin" >/dev/null || true

@@ -267,9 +267,10 @@ class OnlinePreconditioner:
         H = X @ Wx.T                                                                       # (5)
         if ones_column:
             H += W[:, -1]
+        ones_hat = 1.0 - H @ W[:, -1] if ones_column else None   # X_hat's last column
         if not updating:
             self._subtract_hw(X, H, Wx)
-            return 1.0 - H @ W[:, -1] if ones_column else None
+            return ones_hat
         N, D = X.shape[0], W.shape[1]
         R = self.rank
         eta = self.eta(N)
@@ -298,7 +299,6 @@ class OnlinePreconditioner:
             must_reorth = True
             c = np.maximum(c, c_floor)
         self._subtract_hw(X, H, Wx)                                                        # (5)
-        ones_hat = 1.0 - H @ W[:, -1] if ones_column else None
         sqrt_c = np.sqrt(c)
         rho_new = (z1 * tr_x + z2 * (D * rho + float(d.sum())) - float(sqrt_c.sum())) / (D - R)   # (10)
         floor = max(EPSILON, DELTA * float(sqrt_c.max()))

@@ -7,8 +7,9 @@ utterances -> feature transform -> frame randomizer -> minibatches of exactly
 Hooks, so later capabilities plug in without touching the loop:
 
 * ``schedule.learning_rate(minibatch, frames_seen)`` is asked before every minibatch (seam 4);
-* ``optimizer.update(index, component, x, y, dy, learn_rate)`` is called per updatable component
-  (seam 2; SGD now, natural gradient next);
+* ``optimizer.update(index, component, x, y, dy, learn_rate, x_free=...)`` is called per updatable
+  component (seam 2: SGD, natural gradient); ``x_free``: the trainer gave the activations up and
+  nothing below reads ``x`` any more (see :meth:`Network.backward`), so it may be overwritten;
 * ``after_minibatch(minibatch, network)`` is called after every update (seam 3: MPI mixing every
   K minibatches plugs in here).
 

@@ -25,8 +25,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 declare -A tests=(
-  [train/optim.py]="tests/train/test_trainer.py tests/train/test_natural_gradient.py tests/train/test_optim_exact.py"
-  [train/natural_gradient.py]="tests/train/test_natural_gradient.py tests/train/test_natural_gradient_exact.py tests/train/test_optim_exact.py"
+  [train/optim.py]="tests/train/test_trainer.py tests/train/test_natural_gradient.py tests/train/test_optim_exact.py tests/nnet/test_backward_free_inputs.py"
+  [train/natural_gradient.py]="tests/train/test_natural_gradient.py tests/train/test_natural_gradient_exact.py tests/train/test_optim_exact.py tests/nnet/test_backward_free_inputs.py"
   [train/combine.py]="tests/train/test_combine.py"
   [train/schedules.py]="tests/train/test_schedules.py tests/train/test_trainer.py"
   [train/trainer.py]="tests/train/test_trainer.py"

@@ -104,8 +104,14 @@ def test_float32_stays_float32_and_matches_float64():
     ref = big.astype(np.float64)
     q32, q64 = copy.deepcopy(p32), copy.deepcopy(p64)
     q64.W = q64.W.astype(np.float64)
+    r64 = copy.deepcopy(q32)                # the same estimate, in float64: the reference X_hat
+    r64.W = r64.W.astype(np.float64)
+    ref_hat = ref.copy()
+    r64.precondition(ref_hat)
     g = q32.precondition(big, row_norms=True)
     assert big.dtype == np.float32 and np.isfinite(big).all() and q32.W.dtype == np.float32
+    np.testing.assert_allclose(big, ref_hat, rtol=1e-5, atol=1e-6 * np.abs(ref_hat).max())   # written back
+    assert not np.allclose(big, ref, rtol=1e-3)
     np.testing.assert_allclose(q32.row_norms2, (big.astype(np.float64) ** 2).sum(axis=1), rtol=1e-5)
     assert g == pytest.approx(math.sqrt((ref ** 2).sum() / (big.astype(np.float64) ** 2).sum()), rel=1e-5)
 
@@ -248,3 +254,19 @@ def test_ones_column_implicit_equals_stored(dtype):
         assert gb == pytest.approx(ga, rel=tol)
         np.testing.assert_allclose(b.W, a.W, rtol=tol, atol=tol)
     assert b.dim == 11 and a.ones_hat is None
+
+
+def test_ones_column_at_extreme_scales_goes_through_float64_too():
+    """A float32 input at 1e9 with the implicit ones column: the float64 detour gives what the
+    stored ones column gives (its trace counts the N ones), X_hat's last column comes back float32."""
+    rng = np.random.default_rng(13)
+    a, b = OnlinePreconditioner(rank=3, update_period=1), OnlinePreconditioner(rank=3, update_period=1)
+    for scale in (1.0, 1e9, 1e9):
+        X = (rng.standard_normal((24, 9)) * np.linspace(2, 0.5, 9) * scale).astype(np.float32)
+        Xe = np.concatenate([X, np.ones((24, 1), np.float32)], axis=1)
+        ga, gb = a.precondition(Xe, row_norms=True), b.precondition(X, row_norms=True, ones_column=True)
+        assert b.ones_hat.dtype == np.float32 and X.dtype == np.float32
+        np.testing.assert_allclose(X, Xe[:, :-1], rtol=1e-5, atol=1e-5 * np.abs(Xe).max())
+        np.testing.assert_allclose(b.ones_hat, Xe[:, -1], rtol=1e-5, atol=1e-5)
+        assert gb == pytest.approx(ga, rel=1e-5)
+        np.testing.assert_allclose(b.row_norms2, a.row_norms2, rtol=1e-5)

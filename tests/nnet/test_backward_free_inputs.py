@@ -85,3 +85,19 @@ def test_training_step_the_same_with_inputs_overwritten_or_copied(opt, monkeypat
     assert any(seen)   # the trainer gave inputs up; this run copied them all the same
     np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=1e-12, atol=1e-14)
     assert not np.array_equal(nets[0].params, _net().params)
+
+
+def test_ngsgd_copies_only_inputs_it_may_not_overwrite():
+    """Through the trainer only the network's input is copied (the other layers' inputs are
+    preconditioned in place); a direct update call (no x_free) leaves its input as it was."""
+    rng = np.random.default_rng(6)
+    x, t = rng.standard_normal((16, 5)), rng.integers(0, 3, 16)
+    net = _net()
+    opt = NGSGD(net)
+    Trainer(net, opt, TrainOptions(learn_rate=0.05, minibatch_size=16)).step(x, t)
+    assert sorted(opt._xe) == [(0, 16)]
+    acts = net.forward_train(x)
+    x2 = acts[2].copy()
+    opt.update(2, net.components[2], acts[2], acts[3], acts[3] - 0.5, 0.05)
+    np.testing.assert_array_equal(acts[2], x2)
+    assert sorted(opt._xe) == [(0, 16), (2, 16)]

@@ -270,3 +270,12 @@ def test_ones_column_at_extreme_scales_goes_through_float64_too():
         np.testing.assert_allclose(b.ones_hat, Xe[:, -1], rtol=1e-5, atol=1e-5)
         assert gb == pytest.approx(ga, rel=1e-5)
         np.testing.assert_allclose(b.row_norms2, a.row_norms2, rtol=1e-5)
+
+
+def test_row_norms_without_vecdot_use_einsum(monkeypatch):
+    """numpy < 2 has no vecdot: the einsum fallback gives the same squared row norms."""
+    X = np.random.default_rng(14).standard_normal((7, 5))
+    expect = (X * X).sum(axis=1)
+    np.testing.assert_allclose(ngmod.row_norms2(X), expect, rtol=1e-14)
+    monkeypatch.delattr(np, "vecdot")
+    np.testing.assert_allclose(ngmod.row_norms2(X), expect, rtol=1e-14)

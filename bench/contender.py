@@ -10,8 +10,8 @@ Kinds:
   with --breakdown also the step cut into forward GEMMs, backward GEMMs (input derivatives),
   updates (gradient GEMMs and their application), element-wise work, softmax + objective,
   and the rest (copies, Python), timed one phase at a time (numpy runs synchronously);
-  the figure is the median step, for ours-ngsgd the median over whole update periods (8 steps) of
-  their mean step: its Fisher update every 8th step is part of its cost (a median step left it out);
+  the figure is the median step, for ours-ngsgd the median over whole update periods (16 steps by
+  default) of their mean step: its Fisher update is part of its cost (a median step left it out);
 * torch: ``nn.Sequential`` of Linear + Sigmoid, ``CrossEntropyLoss(reduction=sum)``, ``optim.SGD``
   on ``torch.set_num_threads(T)`` (T from OPENBLAS_NUM_THREADS), as a PyTorch user writes it;
 * torch+numpy: PyTorch's step timed in a process that runs numpy's GEMMs between its steps (the

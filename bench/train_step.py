@@ -121,10 +121,10 @@ def main() -> int:
              f"| {ft:,.0f} | {vt:.2f} |"
              for mb, fo, fn, fg, fr, ov, gf, ts, tn, tg, ft, vt in rows]
     info = (f"network {a.dims} sigmoid ({net.num_params:,} parameters, float32), SGD and online NG-SGD "
-            f"(NGSGD's defaults: rank 20/40, update period 8), "
+            f"(NGSGD's defaults: rank 20/40, update period {period}), "
             f"backend {'cupy' if xp is not np else 'numpy'} {xp.__version__}, python {platform.python_version()}, "
             f"{platform.machine()} {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={threads}, medians of {a.steps} "
-            f"interleaved blocks of 4 steps; overhead = median of the per-block ratios")
+            f"interleaved blocks of {period} steps (an update period); overhead = median of the per-block ratios")
     table = "\n".join([head] + lines)
     print(info)
     print(table)

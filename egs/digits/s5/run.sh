@@ -53,7 +53,7 @@ position_dependent_phones=false  # Kaldi's word-position-dependent phones (prepa
 corpus_seed=1         # seed of the synthetic corpus (voices, sentences, noise)
 sample_rate=0         # resample the corpus' audio to this rate (e.g. 8000; 0: espeak-ng's 22050 Hz)
 seed=777              # seed of the DNN's initialisation and frame shuffling (runs of one system differ by it)
-train_opts=""         # extra options for the DNN trainer (e.g. "--rank-out=40 --update-period=8")
+train_opts=""         # extra options for the DNN trainer (e.g. "--rank-out=80 --update-period=4": Kaldi's)
 cv_spk_percent=10     # percent of the training speakers held out for cross-validation
 data=data
 exp=exp               # everything of one configuration (models, decodes) goes under here

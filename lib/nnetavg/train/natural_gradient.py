@@ -77,7 +77,7 @@ alpha                      4.0       smoothing with the identity (2); large, bec
                                      estimate is noisy and the inverse must stay bounded
 num_samples_history        2000      frames of memory of the estimate (7)
 update_period              4         Fisher updates every 4th minibatch after the first 10 (Kaldi;
-                                     NGSGD's default is 8, see below):
+                                     NGSGD's default is 16, see below):
                                      the estimate changes slowly, updates cost 3NDR
 initial updates            10        the first 10 minibatches all update, to settle fast
 eta cap                    0.9       never forget (almost) everything at once (7)

@@ -10,14 +10,16 @@ its dimension / N (``--rank-divisor``). ``--floor`` adds the first configuration
 products that define the method, H = X W^T and X -= H W (no traces, no row norms, no Fisher
 updates, no max-change limit): what NG-SGD cannot cost less than with these BLAS calls.
 
-Each block times SGD and every configuration for 8 steps each (a multiple of every update period,
-after the 10 initial updates), in turn; figures are medians over blocks, overheads medians of the
+Each block times SGD and every configuration for the same number of steps, the least common
+multiple of the update periods (at least 8), after the 10 initial updates: every block holds whole
+update periods of every configuration. Figures are medians over blocks, overheads medians of the
 per-block ratios NG/SGD - 1. Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -51,9 +53,10 @@ def main() -> int:
     layers, width = (int(v) for v in hid.split("x"))
     d_in, d_out = int(d_in), int(d_out)
     configs = [tuple(int(v) for v in (c + ",0").split(",")[:4]) for c in a.configs]
+    block = math.lcm(8, *(c[2] for c in configs))   # whole update periods of every configuration
     print(f"network {a.dims} sigmoid float32; python {platform.python_version()}, numpy {np.__version__}, "
           f"{os.cpu_count()} cores, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; "
-          f"medians of {a.blocks} interleaved blocks of 8 steps\n")
+          f"medians of {a.blocks} interleaved blocks of {block} steps\n")
     print("| minibatch | rank-in, rank-out, period, divisor | SGD fr/s | NG-SGD fr/s | NG-SGD overhead |")
     print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
@@ -66,7 +69,7 @@ def main() -> int:
             net = base.copy()
             ng = NGSGD(net, ng=NGSGDOptions(rank_in=r_in, rank_out=r_out, update_period=period, rank_divisor=div))
             tr = Trainer(net, ng, TrainOptions(learn_rate=1e-5, minibatch_size=mb))
-            for _ in range(10 + 8):
+            for _ in range(10 + block):
                 tr.step(x, t)
             trainers.append(tr)
         if a.floor:
@@ -85,9 +88,9 @@ def main() -> int:
             row = []
             for tr in trainers:
                 t0 = time.perf_counter()
-                for _ in range(8):
+                for _ in range(block):
                     tr.step(x, t)
-                row.append((time.perf_counter() - t0) / 8)
+                row.append((time.perf_counter() - t0) / block)
             times.append(row)
         times = np.array(times)
         sgd = float(np.median(times[:, 0]))

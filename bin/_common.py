@@ -228,3 +228,20 @@ def pick(cls, kwargs: dict):
 
 def fail(message: str) -> None:
     raise NnetavgError(message)
+
+
+def cv_figures(nnet, feats_rspecifier: str, ali_rspecifier: str, feature_transform: str,
+               length_tolerance: int) -> tuple[str, str]:
+    """nnet-compute-prob's evaluation of ``nnet`` (already on its device): the line
+    ``cross-entropy=... frame-accuracy=... frames=...`` and the data summary; no usable frame is
+    an error naming the table. Shared by nnet-compute-prob and nnet-average --cv-*."""
+    from nnetavg.data.utterances import DataStats  # noqa: PLC0415  (only the commands that evaluate)
+    from nnetavg.io.nnet1 import read_nnet  # noqa: PLC0415
+    from nnetavg.train.trainer import evaluate  # noqa: PLC0415
+    transform = read_nnet(feature_transform) if feature_transform else None
+    data = DataStats()
+    stats = evaluate(nnet, feats_rspecifier, ali_rspecifier, transform, data, length_tolerance=length_tolerance)
+    if stats.frames == 0:
+        fail(f"no usable frames in {feats_rspecifier}")
+    return (nlog.kv(cross_entropy=stats.cross_entropy, frame_accuracy=stats.frame_accuracy, frames=stats.frames),
+            data.summary())

@@ -26,15 +26,13 @@ import time
 import click
 
 from nnetavg.backend import device_xp
-from nnetavg.bin._common import (binary_option, fail, feature_transform_option, kaldi_command,
+from nnetavg.bin._common import (binary_option, cv_figures, fail, feature_transform_option, kaldi_command,
                                  length_tolerance_option, use_gpu_option)
-from nnetavg.data.utterances import DataStats
 from nnetavg.fileutil import atomic_output
-from nnetavg.io.nnet1 import read_nnet, write_nnet
+from nnetavg.io.nnet1 import write_nnet
+from nnetavg.io.tables import job_substitute
 from nnetavg.jobs.local import log_footer, log_header
-from nnetavg.log import kv
 from nnetavg.parallel.averaging import average_model_files, successful_models
-from nnetavg.train.trainer import evaluate
 
 log = logging.getLogger("nnetavg.bin")
 
@@ -68,23 +66,18 @@ def main(binary, weights, job_logs, max_gap, cv_feats, cv_ali, cv_log, feature_t
     if job_logs:
         if w is not None:
             raise click.UsageError("--weights and --job-logs do not go together")
-        logs = [job_logs.replace("JOB", str(j)) for j in range(1, len(ins) + 1)]
+        logs = [job_substitute(job_logs, j) for j in range(1, len(ins) + 1)]
         ins = [ins[i] for i in successful_models(logs, ins, max_gap)]
     nnet = average_model_files(ins, w)
     write_nnet(nnet, out, binary=binary)
     log.info("averaged %d models into %s", len(ins), out)
     if cv_feats:
         t0 = time.time()
-        transform = read_nnet(feature_transform) if feature_transform else None
-        data = DataStats()
-        stats = evaluate(nnet.to(device_xp()), cv_feats, cv_ali, transform, data, length_tolerance=length_tolerance)
-        if stats.frames == 0:
-            fail(f"no usable frames in {cv_feats}")
-        line = kv(cross_entropy=stats.cross_entropy, frame_accuracy=stats.frame_accuracy, frames=stats.frames)
-        log.info("CV of %s: %s (data %s) cv-seconds=%.3f", out, line, data.summary(), time.time() - t0)
+        line, data = cv_figures(nnet.to(device_xp()), cv_feats, cv_ali, feature_transform, length_tolerance)
+        log.info("CV of %s: %s (data %s) cv-seconds=%.3f", out, line, data, time.time() - t0)
         command = " ".join(["nnet-compute-prob (in nnet-average)", f"--feature-transform={feature_transform}",
                             out, cv_feats, cv_ali])
-        text = (log_header(command, t0) + f"data {data.summary()}\n{line}\n"
+        text = (log_header(command, t0) + f"data {data}\n{line}\n"
                 + log_footer(time.time() - t0, int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0) or 1, 0))
         with atomic_output(cv_log) as f:
             f.write(text.encode())

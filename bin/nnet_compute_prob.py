@@ -13,11 +13,9 @@ import logging
 import click
 
 from nnetavg.backend import device_xp
-from nnetavg.bin._common import fail, feature_transform_option, kaldi_command, length_tolerance_option, use_gpu_option
-from nnetavg.data.utterances import DataStats
+from nnetavg.bin._common import (cv_figures, feature_transform_option, kaldi_command, length_tolerance_option,
+                                 use_gpu_option)
 from nnetavg.io.nnet1 import read_nnet
-from nnetavg.log import kv
-from nnetavg.train.trainer import evaluate
 
 log = logging.getLogger("nnetavg.bin")
 
@@ -30,13 +28,8 @@ log = logging.getLogger("nnetavg.bin")
 @click.argument("feats_rspecifier")
 @click.argument("ali_rspecifier")
 def main(use_gpu, feature_transform, length_tolerance, model, feats_rspecifier, ali_rspecifier, verbose):
-    nnet = read_nnet(model, xp=device_xp())
-    transform = read_nnet(feature_transform) if feature_transform else None
-    data = DataStats()
-    stats = evaluate(nnet, feats_rspecifier, ali_rspecifier, transform, data, length_tolerance=length_tolerance)
-    log.info("data %s", data.summary())
-    if stats.frames == 0:
-        fail(f"no usable frames in {feats_rspecifier}")
-    line = kv(cross_entropy=stats.cross_entropy, frame_accuracy=stats.frame_accuracy, frames=stats.frames)
+    line, data = cv_figures(read_nnet(model, xp=device_xp()), feats_rspecifier, ali_rspecifier, feature_transform,
+                            length_tolerance)
+    log.info("data %s", data)
     log.info("%s", line)
     click.echo(line)

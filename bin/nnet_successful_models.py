@@ -12,6 +12,7 @@ JOB in the patterns stands for the job number 1..NUM_JOBS. Prints one model path
 import click
 
 from nnetavg.bin._common import kaldi_command
+from nnetavg.io.tables import job_substitute
 from nnetavg.parallel.averaging import successful_models
 
 
@@ -22,7 +23,7 @@ from nnetavg.parallel.averaging import successful_models
 @click.argument("model_pattern")
 @click.argument("num_jobs", type=int)
 def main(max_gap, log_pattern, model_pattern, num_jobs, verbose):
-    logs = [log_pattern.replace("JOB", str(j)) for j in range(1, num_jobs + 1)]
-    models = [model_pattern.replace("JOB", str(j)) for j in range(1, num_jobs + 1)]
+    logs = [job_substitute(log_pattern, j) for j in range(1, num_jobs + 1)]
+    models = [job_substitute(model_pattern, j) for j in range(1, num_jobs + 1)]
     for i in successful_models(logs, models, max_gap):
         click.echo(models[i])

@@ -129,11 +129,16 @@ if [ "$epoch_schedule" = newbob ] && [ ! -f "$newbob" ]; then
   nnet-newbob --learn-rate="$initial_learning_rate" --max-iters="$num_iters" $newbob_opts \
     --init "$dir/log/compute_prob_cv.0.log" "$newbob" 2>>"$dir/log/newbob.log" >/dev/null
 fi
-rate_table=()   # "rate max-change max-param-change" per iteration, when they do not depend on CV or a ramp
+# job_rates NUM_JOBS SCHEDULE...: "job-rate max-change max-param-change" lines (nnet-learning-rate)
+job_rates() {
+  local jobs=$1; shift
+  nnet-learning-rate --num-jobs="$jobs" --scale-by-jobs="$scale_lr_by_jobs" --change-limits-for="$optimizer" "$@" \
+    2>>"$dir/log/learning_rate.log"
+}
+rate_table=()   # one line per iteration, when the rates depend neither on CV (newbob) nor on a job ramp
 if [ "$epoch_schedule" = exponential ] && [ "$num_jobs_initial" -eq 0 ]; then
-  timed schedule - mapfile -t rate_table < <(nnet-learning-rate --num-jobs="$num_archives" \
-    --scale-by-jobs="$scale_lr_by_jobs" --change-limits-for="$optimizer" --initial="$initial_learning_rate" \
-    --final="$final_learning_rate" "0:$((num_iters - 1))" "$num_iters" 2>>"$dir/log/learning_rate.log")
+  timed schedule - mapfile -t rate_table < <(job_rates "$num_archives" --initial="$initial_learning_rate" \
+    --final="$final_learning_rate" "0:$((num_iters - 1))" "$num_iters")
   [ ${#rate_table[@]} -eq "$num_iters" ] || { echo "$0: nnet-learning-rate failed (see $dir/log/learning_rate.log)" >&2; exit 1; }
 fi
 last=$num_iters
@@ -171,14 +176,12 @@ for ((x = 0; x < num_iters; x++)); do
     fi
     state_opts+=(--ng-state-out="$dir/ng/$next.JOB.npz")
   fi
-  # newbob: its own rate, constant over the iteration; else the exponential schedule at iteration x
-  schedule=(--initial="$initial_learning_rate" --final="$final_learning_rate" "$x" "$num_iters")
-  [ "$epoch_schedule" = newbob ] && schedule=(--initial="$learn_rate" --final="$learn_rate" 0 1)
   if [ ${#rate_table[@]} -gt 0 ]; then   # the exponential schedule without a ramp: computed once
     read -r lr auto_change auto_param_change <<< "${rate_table[$x]}"
-  else
-    timed schedule $x read -r lr auto_change auto_param_change < <(nnet-learning-rate --num-jobs="$nj" \
-      --scale-by-jobs="$scale_lr_by_jobs" --change-limits-for="$optimizer" "${schedule[@]}" 2>>"$dir/log/learning_rate.log")
+  else   # newbob: its own rate, constant over the iteration; else the exponential schedule at iteration x
+    schedule=(--initial="$initial_learning_rate" --final="$final_learning_rate" "$x" "$num_iters")
+    [ "$epoch_schedule" = newbob ] && schedule=(--initial="$learn_rate" --final="$learn_rate" 0 1)
+    timed schedule $x read -r lr auto_change auto_param_change < <(job_rates "$nj" "${schedule[@]}")
   fi
   [ -n "$lr" ] || { echo "$0: nnet-learning-rate failed (see $dir/log/learning_rate.log)" >&2; exit 1; }
   change=$max_change; param_change=$max_param_change
